@@ -1,0 +1,92 @@
+"""LeanCloud request authentication: X-LC-Id with X-LC-Key or X-LC-Sign.
+
+``X-LC-Key: <key>`` or ``<masterKey>,master``; ``X-LC-Sign: <md5(ts + key)>,<ts>``
+with an optional ``,master``. The digest must be lower-case hex, as LeanCloud
+requires. The legacy ``X-AVOSCloud-*`` names are accepted too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from django.utils.crypto import constant_time_compare
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.request import Request
+
+from ..exceptions import UnauthorizedError
+from ..models import App
+
+_HEADERS = {
+    "id": ("HTTP_X_LC_ID", "HTTP_X_AVOSCLOUD_APPLICATION_ID"),
+    "key": ("HTTP_X_LC_KEY", "HTTP_X_AVOSCLOUD_APPLICATION_KEY"),
+    "sign": ("HTTP_X_LC_SIGN", "HTTP_X_AVOSCLOUD_REQUEST_SIGN"),
+    "session": ("HTTP_X_LC_SESSION", "HTTP_X_AVOSCLOUD_SESSION_TOKEN"),
+}
+
+
+@dataclass(frozen=True)
+class AppCredentials:
+    """``request.auth`` for LeanCloud requests."""
+
+    app: App
+    is_master: bool
+    session_token: str | None = None
+
+
+def _header(request: Request, name: str) -> str:
+    for meta_key in _HEADERS[name]:
+        value = request.META.get(meta_key)
+        if value:
+            return value.strip()
+    return ""
+
+
+def sign(timestamp: str, key: str) -> str:
+    """The X-LC-Sign digest: lower-case hex MD5 of timestamp + key."""
+    return hashlib.md5((timestamp + key).encode(), usedforsecurity=False).hexdigest()
+
+
+def check_key_header(app: App, value: str) -> bool | None:
+    """Master flag for a valid X-LC-Key value, None when it is wrong."""
+    key, _, flag = value.partition(",")
+    if flag == "master":
+        return True if constant_time_compare(key, app.master_key) else None
+    if flag:
+        return None
+    return False if constant_time_compare(key, app.app_key) else None
+
+
+def check_sign_header(app: App, value: str) -> bool | None:
+    """Master flag for a valid X-LC-Sign value, None when it is wrong."""
+    parts = value.split(",")
+    if len(parts) not in (2, 3) or not parts[1].isdigit():
+        return None
+    digest, timestamp = parts[0], parts[1]
+    is_master = len(parts) == 3
+    if is_master and parts[2] != "master":
+        return None
+    key = app.master_key if is_master else app.app_key
+    return is_master if constant_time_compare(digest, sign(timestamp, key)) else None
+
+
+class LeanCloudAuthentication(BaseAuthentication):
+    """Resolves the App; every /1.1/ request needs valid app credentials."""
+
+    def authenticate(self, request: Request):
+        app_id = _header(request, "id")
+        key = _header(request, "key")
+        signature = _header(request, "sign")
+        if not app_id or not (key or signature):
+            raise UnauthorizedError()
+        app = App.objects.filter(app_id=app_id).first()
+        if app is None:
+            raise UnauthorizedError()
+        is_master = check_sign_header(app, signature) if signature else check_key_header(app, key)
+        if is_master is None:
+            raise UnauthorizedError()
+        session = _header(request, "session") or None
+        return (None, AppCredentials(app=app, is_master=is_master, session_token=session))
+
+    def authenticate_header(self, request: Request) -> str:
+        return "X-LC-Sign"

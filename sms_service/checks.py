@@ -1,0 +1,61 @@
+"""System checks for bad configuration (ids sms_service.E001…, W001…)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+from django.utils.module_loading import import_string
+
+from .conf import app_settings
+
+
+@register(Tags.compatibility)
+def check_settings(app_configs=None, **kwargs):
+    errors = []
+    backends = app_settings.BACKENDS
+    if not isinstance(backends, dict) or "default" not in backends:
+        return [Error('SMS_SERVICE["BACKENDS"] needs a "default" alias.', id="sms_service.E001")]
+    for alias, config in backends.items():
+        path = config.get("BACKEND") if isinstance(config, dict) else None
+        try:
+            backend_class = import_string(path or "")
+        except ImportError as exc:
+            errors.append(Error(
+                f'SMS_SERVICE["BACKENDS"]["{alias}"]["BACKEND"] cannot be imported: {exc}',
+                hint="Use a dotted path such as sms_service.backends.console.ConsoleBackend.",
+                id="sms_service.E002",
+            ))
+            continue
+        try:
+            backend_class(alias=alias, **config.get("OPTIONS", {}))
+        except Exception as exc:  # the message names the missing option
+            errors.append(Error(
+                f'SMS_SERVICE["BACKENDS"]["{alias}"] cannot be built: {exc}',
+                id="sms_service.E003",
+            ))
+    for channel, alias in app_settings.CHANNEL_BACKENDS.items():
+        if alias not in backends:
+            errors.append(Error(
+                f'SMS_SERVICE["CHANNEL_BACKENDS"]["{channel}"] names unknown alias {alias!r}.',
+                id="sms_service.E004",
+            ))
+    ttl, max_ttl = app_settings.CODE_TTL_MINUTES, app_settings.CODE_MAX_TTL_MINUTES
+    if not (isinstance(ttl, int) and isinstance(max_ttl, int) and 1 <= ttl <= max_ttl <= 30):
+        errors.append(Error(
+            'SMS_SERVICE["CODE_TTL_MINUTES"] must be between 1 and CODE_MAX_TTL_MINUTES (≤ 30).',
+            id="sms_service.E005",
+        ))
+    if app_settings.CODE_LENGTH < 6:
+        errors.append(Error('SMS_SERVICE["CODE_LENGTH"] must be at least 6.', id="sms_service.E006"))
+    if app_settings.RATE_LIMIT_CACHE not in settings.CACHES:
+        errors.append(Error(
+            f'SMS_SERVICE["RATE_LIMIT_CACHE"] names unknown cache {app_settings.RATE_LIMIT_CACHE!r}.',
+            id="sms_service.E007",
+        ))
+    elif "LocMemCache" in settings.CACHES[app_settings.RATE_LIMIT_CACHE]["BACKEND"] and not settings.DEBUG:
+        errors.append(Warning(
+            "Sending limits use a process-local cache: they do not hold across processes.",
+            hint="Point the cache at Redis in production (CACHE_URL / REDIS_URL).",
+            id="sms_service.W001",
+        ))
+    return errors

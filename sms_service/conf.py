@@ -1,0 +1,137 @@
+"""Settings for sms_service, read from ``settings.SMS_SERVICE``.
+
+Code reads configuration only through :data:`app_settings`::
+
+    from sms_service.conf import app_settings
+    app_settings.CODE_TTL_MINUTES
+
+Values are resolved lazily on first access and cached; the cache is cleared when
+``SMS_SERVICE`` changes (``override_settings`` in tests), so nothing is read at
+import time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.utils.module_loading import import_string
+
+#: Every setting with its default. Documented in the README's settings table.
+DEFAULTS: dict[str, Any] = {
+    # Provider backends by alias, like Django's CACHES. "default" is used unless a
+    # channel is routed elsewhere in CHANNEL_BACKENDS.
+    "BACKENDS": {
+        "default": {"BACKEND": "sms_service.backends.console.ConsoleBackend"},
+    },
+    # Channel ("sms" / "voice") -> backend alias.
+    "CHANNEL_BACKENDS": {},
+    # Secret for the keyed hash of verification codes and the encryption of
+    # message payloads. Empty means derived from settings.SECRET_KEY.
+    "SECRET": "",
+    # Verification codes (R-CODE).
+    "CODE_LENGTH": 6,
+    "CODE_TTL_MINUTES": 10,
+    "CODE_MAX_TTL_MINUTES": 30,
+    "CODE_MAX_ATTEMPTS": 5,
+    # Code-only lookups (R-CODE-9): guesses per app and purpose per minute.
+    "CODE_ONLY_LOOKUPS_PER_MINUTE": 30,
+    # Phone numbers (R-PHONE).
+    "DEFAULT_REGION": "CN",
+    "ALLOWED_REGIONS": [
+        "CN", "TW", "HK", "MO", "US", "CA", "BR", "GB", "FR", "DE", "IT", "UA",
+        "RU", "ES", "KR", "JP", "IN", "MY", "SG", "TH", "VN", "ID", "AU", "NZ",
+    ],
+    # Sending limits (R-RATE). Seconds and counts.
+    "RATE_LIMITS": {
+        "app_number_interval": 10,
+        "signature_number_interval": 60,
+        "signature_number_daily": {"verification": 10, "notification": 15, "marketing": 15},
+        "voice": [(30, 1), (3600, 3), (86400, 5)],
+        "ip": [(60, 50), (3600, 500)],
+        "prefix": [(3600, 20)],
+    },
+    # Cache alias that holds rate-limit counters; must be shared across processes
+    # in production (Redis).
+    "RATE_LIMIT_CACHE": "default",
+    # Delivery pipeline.
+    "ASYNC": True,
+    "MAX_RETRIES": 5,
+    "RETRY_BACKOFF_MAX": 600,
+    "STUCK_QUEUED_AFTER_SECONDS": 300,
+    "STUCK_SENDING_AFTER_SECONDS": 900,
+    # Maximum length of a final message in characters (R-BILL-1).
+    "MAX_MESSAGE_LENGTH": 400,
+    # Longest accepted template variable value, in characters.
+    "MAX_VARIABLE_LENGTH": 200,
+    # Public base URL of this server (e.g. "https://sms.example.com"), used to give
+    # providers an absolute delivery-receipt URL. Empty: no status callbacks.
+    "PUBLIC_BASE_URL": "",
+    # Trust X-Forwarded-For for the client IP (only behind a proxy you control).
+    "TRUST_X_FORWARDED_FOR": False,
+    # --- Billing and delivery receipts (R-BILL, issue 5) -------------------------
+    # Off: every quote is free, so nothing is held, charged or capped (load tests,
+    # projects that bill elsewhere). Segments are still counted and stored.
+    "BILLING_ENABLED": True,
+    # Segment rules per destination: "leancloud" (≤ 70 chars = 1, then per 67) or
+    # "carrier" (GSM-7 160/153, UCS-2 70/67). Domestic = DEFAULT_REGION.
+    "SEGMENT_MODE_DOMESTIC": "leancloud",
+    "SEGMENT_MODE_INTERNATIONAL": "carrier",
+    # Unit price per channel for regions without a Price row in the admin, as a
+    # decimal string. Zero keeps a fresh install (and the demo) free.
+    "DEFAULT_UNIT_PRICES": {"sms": "0", "voice": "0"},
+    # A message still awaiting its receipt (accepted / unknown) this many seconds
+    # after its last status change is settled by OVERDUE_POLICY: "charge" (LeanCloud
+    # bills messages awaiting a receipt) or "release".
+    "SETTLE_AFTER_SECONDS": 72 * 3600,
+    "OVERDUE_POLICY": "charge",
+    # Status polling for providers without webhooks: accepted messages older than
+    # this are asked about, at most POLL_BATCH_SIZE per run.
+    "POLL_AFTER_SECONDS": 300,
+    "POLL_BATCH_SIZE": 500,
+    # Unmatched receipts (e.g. arriving before the provider id is stored) are
+    # retried by the reconcile task for this long, then left for the admin.
+    "UNMATCHED_RECEIPT_RETRY_SECONDS": 24 * 3600,
+    # --- end of billing block ------------------------------------------------------
+}
+
+#: Settings holding dotted paths, imported on access.
+IMPORT_STRINGS: tuple[str, ...] = ()
+
+
+class AppSettings:
+    """Attribute access over ``settings.SMS_SERVICE`` merged with :data:`DEFAULTS`."""
+
+    def __init__(self, defaults: dict[str, Any], import_strings: tuple[str, ...]):
+        self._defaults = defaults
+        self._import_strings = import_strings
+        self._cached: dict[str, Any] = {}
+
+    @property
+    def user_settings(self) -> dict[str, Any]:
+        return getattr(settings, "SMS_SERVICE", None) or {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name not in self._defaults:
+            raise AttributeError(f"Invalid sms_service setting: {name!r}")
+        if name not in self._cached:
+            value = self.user_settings.get(name, self._defaults[name])
+            if name in self._import_strings and isinstance(value, str):
+                value = import_string(value)
+            self._cached[name] = value
+        return self._cached[name]
+
+    def reload(self) -> None:
+        self._cached.clear()
+
+
+app_settings = AppSettings(DEFAULTS, IMPORT_STRINGS)
+
+
+def _reload_settings(*, setting: str, **kwargs: Any) -> None:
+    if setting == "SMS_SERVICE":
+        app_settings.reload()
+
+
+setting_changed.connect(_reload_settings)

@@ -1,0 +1,246 @@
+"""Error codes (LeanCloud's numbers) and the exception tree of sms_service.
+
+Every business failure is a :class:`SmsServiceError` subclass carrying a LeanCloud
+``code``, an HTTP status and a default message. The API layer renders them as
+``{"code": <int>, "error": "<message>"}``; services, tasks and admin actions raise
+and catch them by class.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+class ErrorCode(IntEnum):
+    """LeanCloud error numbers (spec/leancloud-api.md section 4)."""
+
+    OTHER = 1
+    MALFORMED_JSON = 107
+    OPERATION_FORBIDDEN = 119
+    INVALID_PHONE_NUMBER = 127
+    APP_QUOTA_EXCEEDED = 140
+    APP_THRESHOLD_EXCEEDED = 154
+    INSUFFICIENT_BALANCE = 160
+    SESSION_REQUIRED = 206
+    USER_NOT_FOUND = 211
+    PHONE_NUMBER_MISSING = 212
+    PHONE_NUMBER_NOT_FOUND = 213
+    PHONE_NUMBER_TAKEN = 214
+    PHONE_NUMBER_NOT_VERIFIED = 215
+    UNAUTHORIZED = 401
+    FORBIDDEN = 403
+    NOT_FOUND = 404
+    METHOD_NOT_ALLOWED = 405
+    TOO_MANY_REQUESTS = 429
+    INVALID_SIGNATURE = 600
+    SEND_TOO_FREQUENT = 601
+    PROVIDER_SEND_FAILED = 602
+    INVALID_CODE = 603
+    TEMPLATE_NOT_FOUND = 604
+    TEMPLATE_NOT_VERIFIED = 605
+    TEMPLATE_RENDER_FAILED = 606
+    VALIDATE_TOKEN_MISSING = 608
+
+
+class SmsServiceError(Exception):
+    """Root of every business error. Subclasses override the class attributes only."""
+
+    code: ErrorCode = ErrorCode.OTHER
+    http_status: int = 400
+    default_message: str = "Internal server error. No information available."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        retry_after: int | None = None,
+        **context: Any,
+    ) -> None:
+        self.message = message or self.default_message
+        self.retry_after = retry_after
+        self.context = context
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        extra = ", ".join(f"{k}={v!r}" for k, v in self.context.items())
+        return f"{self.message} ({extra})" if extra else self.message
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": int(self.code), "error": self.message}
+
+
+class GenericError(SmsServiceError):
+    """Code 1 with a specific message."""
+
+
+class MalformedJsonError(SmsServiceError):
+    code = ErrorCode.MALFORMED_JSON
+    default_message = "Malformed json object. A json dictionary is expected."
+
+
+class InvalidParameterError(SmsServiceError):
+    """A field has the wrong type, range or size (code 1 with a precise message)."""
+
+
+class OperationForbiddenError(SmsServiceError):
+    code = ErrorCode.OPERATION_FORBIDDEN
+    default_message = "That operation isn't allowed for clients."
+
+
+class InvalidPhoneNumberError(SmsServiceError, ValueError):
+    code = ErrorCode.INVALID_PHONE_NUMBER
+    default_message = "The mobile phone number was invalid."
+
+
+class InternationalDisabledError(SmsServiceError):
+    default_message = "International SMS is disabled, please enable it in console."
+
+
+class PhoneNumberMissingError(SmsServiceError):
+    code = ErrorCode.PHONE_NUMBER_MISSING
+    default_message = "The mobile phone number is missing, and must be specified."
+
+
+class AppThresholdExceededError(SmsServiceError):
+    code = ErrorCode.APP_THRESHOLD_EXCEEDED
+    default_message = "Exceeded an application threshold setting."
+
+
+class InsufficientBalanceError(SmsServiceError):
+    code = ErrorCode.INSUFFICIENT_BALANCE
+    default_message = "Insufficient balance."
+
+
+class UnauthorizedError(SmsServiceError):
+    code = ErrorCode.UNAUTHORIZED
+    http_status = 401
+    default_message = "Unauthorized."
+
+
+class MasterKeyRequiredError(SmsServiceError):
+    http_status = 403
+    default_message = "The request must be signed by master key."
+
+
+class NotFoundError(SmsServiceError):
+    code = ErrorCode.NOT_FOUND
+    http_status = 404
+    default_message = "Not found."
+
+
+class MethodNotAllowedError(SmsServiceError):
+    code = ErrorCode.METHOD_NOT_ALLOWED
+    http_status = 405
+    default_message = "Method not allowed."
+
+
+class TooManyRequestsError(SmsServiceError):
+    code = ErrorCode.TOO_MANY_REQUESTS
+    http_status = 429
+    default_message = "Too many requests."
+
+
+class SendTooFastError(SmsServiceError):
+    """LeanCloud's app-level limit: one SMS to a number per 10 seconds (code 1)."""
+
+    default_message = "SMS request too fast(1 request per 10s)."
+
+
+class SendTooFrequentError(SmsServiceError):
+    code = ErrorCode.SEND_TOO_FREQUENT
+    default_message = "Can't send SMS too frequently."
+
+
+class RateLimiterUnavailableError(SmsServiceError):
+    """The shared counter store is down: sends are refused (fail closed)."""
+
+    http_status = 503
+    default_message = "SMS sending is temporarily unavailable, please retry later."
+
+
+class InvalidSignatureError(SmsServiceError):
+    code = ErrorCode.INVALID_SIGNATURE
+    default_message = "Invalid SMS signature."
+
+
+class ProviderSendFailedError(SmsServiceError):
+    code = ErrorCode.PROVIDER_SEND_FAILED
+    default_message = "Fails to send message."
+
+
+class InvalidCodeError(SmsServiceError):
+    code = ErrorCode.INVALID_CODE
+    default_message = "Invalid SMS code."
+
+
+class TemplateNotFoundError(SmsServiceError):
+    code = ErrorCode.TEMPLATE_NOT_FOUND
+    default_message = "SMS template not found."
+
+
+class TemplateNotVerifiedError(SmsServiceError):
+    code = ErrorCode.TEMPLATE_NOT_VERIFIED
+    default_message = "SMS template not verified."
+
+
+class SignatureNotVerifiedError(SmsServiceError):
+    code = ErrorCode.TEMPLATE_NOT_VERIFIED
+    default_message = "SMS sign not verified"
+
+
+class TemplateRenderError(SmsServiceError):
+    code = ErrorCode.TEMPLATE_RENDER_FAILED
+    default_message = "Fails to render SMS template."
+
+
+class ValidateTokenMissingError(SmsServiceError):
+    code = ErrorCode.VALIDATE_TOKEN_MISSING
+    default_message = "Missing validate token."
+
+
+class MessageTooLongError(SmsServiceError):
+    default_message = "The message is longer than 400 characters."
+
+
+# --- Provider errors (raised by backends, handled by the delivery service) ---------
+
+
+class ProviderError(SmsServiceError):
+    """A provider call failed. ``raw`` keeps the provider's reply for the event log."""
+
+    code = ErrorCode.PROVIDER_SEND_FAILED
+    default_message = "Fails to send message."
+
+    def __init__(self, message: str | None = None, *, raw: Any = None, **context: Any):
+        super().__init__(message, **context)
+        self.raw = raw
+
+
+class ProviderTemporaryError(ProviderError):
+    """Safe to retry: the provider did not take the message (429, 5xx, connect error)."""
+
+
+class ProviderRejectedError(ProviderError):
+    """Permanent: the provider refused the message; retrying cannot help."""
+
+
+class ProviderOutcomeUnknownError(ProviderError):
+    """The request may have reached the provider (e.g. read timeout): never resend."""
+
+
+# --- Configuration errors: never swallowed by retry paths ----------------------------
+
+
+class SmsServiceConfigurationError(ImproperlyConfigured):
+    """A setting is missing or wrong; the message names the key to fix."""
+
+
+class SmsServiceImproperlyInstalled(SmsServiceConfigurationError, ImportError):
+    def __init__(self, missing_package: str, extra: str) -> None:
+        super().__init__(
+            f"{missing_package} is not installed: "
+            f'pip install "django-sms-service[{extra}]"'
+        )

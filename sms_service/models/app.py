@@ -1,0 +1,173 @@
+"""The tenant: an App with its keys, balance and the per-app toggles (R-APP)."""
+
+from __future__ import annotations
+
+import secrets
+import string
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+_ID_ALPHABET = string.ascii_letters + string.digits
+
+
+def generate_app_id() -> str:
+    # LeanCloud app ids: 24 random characters, a dash and a region suffix. Only
+    # the random part matters to the SDKs; "-gzGzoHsz" keeps the JS SDK in CN
+    # mode, which needs an explicit serverURL and never calls the app router.
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(24)) + "-gzGzoHsz"
+
+
+def generate_key() -> str:
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(24))
+
+
+class AppQuerySet(models.QuerySet):
+    def by_app_id(self, app_id: str) -> App | None:
+        return self.filter(app_id=app_id).first()
+
+
+class App(models.Model):
+    """A tenant. Everything else belongs to exactly one App (R-APP-1)."""
+
+    class Language(models.TextChoices):
+        CHINESE = "zh", _("Chinese")
+        ENGLISH = "en", _("English")
+
+    name = models.CharField(_("name"), max_length=64)
+    company_name = models.CharField(
+        _("company name"),
+        max_length=128,
+        blank=True,
+        help_text=_("Required to send marketing messages (R-TPL-7)."),
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("owner"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="sms_apps",
+    )
+    owner_email = models.EmailField(
+        _("owner email"),
+        blank=True,
+        help_text=_("Review decisions and balance alerts are sent here."),
+    )
+    app_id = models.CharField(
+        _("app id"), max_length=64, unique=True, default=generate_app_id
+    )
+    app_key = models.CharField(_("app key"), max_length=64, default=generate_key)
+    master_key = models.CharField(_("master key"), max_length=64, default=generate_key)
+
+    balance = models.DecimalField(
+        _("balance"),
+        max_digits=16,
+        decimal_places=4,
+        default=0,
+        editable=False,
+        help_text=_("Changes only through the ledger (top-ups, holds, charges)."),
+    )
+
+    # Security: service switches.
+    sms_enabled = models.BooleanField(
+        _("SMS service"), default=True, help_text=_("Off: every SMS request fails (119).")
+    )
+    captcha_enabled = models.BooleanField(_("CAPTCHA service"), default=True)
+
+    # SMS settings.
+    sms_api_enabled = models.BooleanField(
+        _("generic verification-code API"),
+        default=True,
+        help_text=_(
+            "Open requestSmsCode and verifySmsCode to client keys. The master key "
+            "always works."
+        ),
+    )
+    require_captcha = models.BooleanField(
+        _("require CAPTCHA before every SMS"), default=False
+    )
+    allow_international = models.BooleanField(
+        _("allow international numbers"), default=False
+    )
+    default_language = models.CharField(
+        _("default message language"),
+        max_length=2,
+        choices=Language.choices,
+        default=Language.CHINESE,
+        help_text=_("Language of the default verification text when no template is given."),
+    )
+    enforce_carrier_signature_rules = models.BooleanField(
+        _("enforce mainland-China signature rules"),
+        default=False,
+        help_text=_(
+            "3-8 characters, not all ASCII letters, not all digits (R-SIG-4). When "
+            "off, breaking them is only a warning to reviewers."
+        ),
+    )
+
+    # Account settings (R-USER).
+    signup_sends_verification = models.BooleanField(
+        _("send verification SMS on signup"), default=True
+    )
+    forbid_unverified_login = models.BooleanField(
+        _("forbid login for unverified phones"), default=False
+    )
+    allow_unverified_reset = models.BooleanField(
+        _("allow password reset for unverified phones"), default=False
+    )
+    allow_sms_login = models.BooleanField(
+        _("allow SMS-code login for verified phones"), default=False
+    )
+
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = AppQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("app")
+        verbose_name_plural = _("apps")
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(balance__gte=0), name="sms_app_balance_not_negative"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.app_id})"
+
+
+class TestNumber(models.Model):
+    """A number with a fixed code: never sent to a provider, never billed (R-CODE-8)."""
+
+    app = models.ForeignKey(
+        App, verbose_name=_("app"), on_delete=models.CASCADE, related_name="test_numbers"
+    )
+    phone = models.CharField(_("phone number (E.164)"), max_length=20)
+    code = models.CharField(_("fixed code"), max_length=6)
+    note = models.CharField(_("note"), max_length=128, blank=True)
+
+    class Meta:
+        verbose_name = _("test number")
+        verbose_name_plural = _("test numbers")
+        constraints = [
+            models.UniqueConstraint(fields=["app", "phone"], name="sms_testnumber_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.phone
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from sms_service.phone import parse_phone
+
+        try:
+            self.phone = parse_phone(self.phone).e164
+        except Exception as exc:
+            raise ValidationError({"phone": str(exc)}) from exc
+        if not (self.code.isdigit() and len(self.code) == 6):
+            raise ValidationError({"code": _("The fixed code must be 6 digits.")})

@@ -1,0 +1,174 @@
+"""The outbox: one Message row per SMS or voice call, with an append-only event log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .app import App
+
+
+class Channel(models.TextChoices):
+    SMS = "sms", _("SMS")
+    VOICE = "voice", _("Voice call")
+
+
+class MessageKind(models.TextChoices):
+    VERIFICATION = "verification", _("Verification")
+    NOTIFICATION = "notification", _("Notification")
+    MARKETING = "marketing", _("Marketing")
+
+
+class MessageStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    SENDING = "sending", _("Sending")
+    ACCEPTED = "accepted", _("Accepted, awaiting receipt")
+    DELIVERED = "delivered", _("Delivered")
+    UNDELIVERED = "undelivered", _("Delivery failed")
+    FAILED = "failed", _("Call failed")
+    UNKNOWN = "unknown", _("Outcome unknown")
+
+
+#: Statuses after which the provider will not be called again.
+FINAL_STATUSES = frozenset(
+    {MessageStatus.DELIVERED, MessageStatus.UNDELIVERED, MessageStatus.FAILED}
+)
+
+
+class MessageQuerySet(models.QuerySet):
+    def for_app(self, app: App) -> MessageQuerySet:
+        return self.filter(app=app)
+
+    def stuck_queued(self, older_than: datetime) -> MessageQuerySet:
+        """Queued rows nobody is working on: the broker lost them or was down."""
+        return self.filter(
+            models.Q(next_attempt_at__isnull=True) | models.Q(next_attempt_at__lt=older_than),
+            status=MessageStatus.QUEUED,
+            updated_at__lt=older_than,
+        )
+
+    def stuck_sending(self, older_than: datetime) -> MessageQuerySet:
+        """Rows claimed by a worker that never reported back (killed mid-send)."""
+        return self.filter(status=MessageStatus.SENDING, updated_at__lt=older_than)
+
+
+class Message(models.Model):
+    """An SMS or voice call in the outbox.
+
+    ``body`` is the text as shown to people: for verification messages the code is
+    replaced by asterisks. The exact text to send lives only in ``payload``,
+    encrypted, and is wiped once the provider has taken the message.
+    """
+
+    app = models.ForeignKey(
+        App, verbose_name=_("app"), on_delete=models.CASCADE, related_name="messages"
+    )
+    phone = models.CharField(_("phone number (E.164)"), max_length=20)
+    region = models.CharField(_("region"), max_length=2, blank=True)
+    channel = models.CharField(
+        _("channel"), max_length=8, choices=Channel.choices, default=Channel.SMS
+    )
+    kind = models.CharField(
+        _("kind"),
+        max_length=16,
+        choices=MessageKind.choices,
+        default=MessageKind.VERIFICATION,
+    )
+    template_version = models.ForeignKey(
+        "sms_service.TemplateVersion",
+        verbose_name=_("template version"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="messages",
+    )
+    signature = models.ForeignKey(
+        "sms_service.Signature",
+        verbose_name=_("signature"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="messages",
+    )
+    body = models.TextField(_("text"))
+    payload = models.BinaryField(_("encrypted payload"), null=True, editable=False)
+    length = models.PositiveIntegerField(_("characters"), default=0)
+    segments = models.PositiveSmallIntegerField(_("billed messages"), default=1)
+    cost = models.DecimalField(
+        _("cost"), max_digits=16, decimal_places=4, default=0
+    )
+    is_test = models.BooleanField(
+        _("test number"), default=False, help_text=_("Never sent, never billed.")
+    )
+    status = models.CharField(
+        _("status"),
+        max_length=16,
+        choices=MessageStatus.choices,
+        default=MessageStatus.QUEUED,
+        db_index=True,
+    )
+    backend = models.CharField(_("backend alias"), max_length=32, default="default")
+    provider = models.CharField(_("provider"), max_length=32, blank=True)
+    provider_message_id = models.CharField(
+        _("provider message id"), max_length=128, blank=True, db_index=True
+    )
+    error_code = models.CharField(_("error code"), max_length=64, blank=True)
+    error_message = models.TextField(_("error message"), blank=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(
+        _("next attempt"), null=True, blank=True, help_text=_("A retry is scheduled.")
+    )
+    client_ip = models.GenericIPAddressField(_("client IP"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    sent_at = models.DateTimeField(_("accepted by provider"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("final status at"), null=True, blank=True)
+
+    objects = MessageQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["app", "-created_at"], name="sms_msg_app_created"),
+            models.Index(fields=["app", "phone", "-created_at"], name="sms_msg_app_phone"),
+            models.Index(fields=["status", "updated_at"], name="sms_msg_status_upd"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} to {mask_phone(self.phone)} ({self.status})"
+
+    @property
+    def masked_phone(self) -> str:
+        return mask_phone(self.phone)
+
+
+class MessageEvent(models.Model):
+    """Append-only history of a message: status changes, provider replies, receipts."""
+
+    message = models.ForeignKey(
+        Message, verbose_name=_("message"), on_delete=models.CASCADE, related_name="events"
+    )
+    status = models.CharField(_("status"), max_length=16, blank=True)
+    description = models.CharField(_("description"), max_length=255)
+    detail = models.JSONField(_("detail"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("message event")
+        verbose_name_plural = _("message events")
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.description}"
+
+
+def mask_phone(phone: str) -> str:
+    """``+8618612345678`` -> ``+86186****5678``: enough to tell numbers apart."""
+    if len(phone) <= 8:
+        return phone[:2] + "*" * max(len(phone) - 2, 0)
+    return phone[:-8] + "****" + phone[-4:]

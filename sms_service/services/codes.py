@@ -1,0 +1,160 @@
+"""Issuing and checking verification codes (R-CODE).
+
+A code row holds only keyed hashes. Checking a code is two statements at most:
+one SELECT of the active row for (app, phone, purpose), then one conditional
+UPDATE that either consumes it (single use, atomic: of two concurrent correct
+submissions exactly one wins) or counts a wrong attempt (the fifth kills it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import Case, F, Value, When
+from django.utils import timezone
+
+from .. import signals
+from ..conf import app_settings
+from ..exceptions import InvalidCodeError
+from ..models import App, CodeStatus, TestNumber, VerificationCode
+from . import ratelimit
+from .secrets import code_digest, code_lookup, digests_match, generate_code
+
+
+@dataclass(frozen=True)
+class IssuedCode:
+    code: str  # plaintext, only ever handed to the message renderer
+    row: VerificationCode
+    is_test: bool
+
+
+def fixed_code_for(app: App, phone: str) -> str | None:
+    """The fixed code of a test number, or None (R-CODE-8)."""
+    return TestNumber.objects.filter(app=app, phone=phone).values_list("code", flat=True).first()
+
+
+def issue_code(
+    *,
+    app: App,
+    phone: str,
+    purpose: str,
+    ttl_minutes: int,
+    fixed_code: str | None = None,
+    data: dict | None = None,
+) -> IssuedCode:
+    """Create a code for (app, phone, purpose), superseding earlier ones (R-CODE-6).
+
+    Runs inside the caller's transaction. The code is unique among the active
+    codes of (app, purpose), so a code-only lookup finds one row (R-CODE-9).
+    """
+    now = timezone.now()
+    VerificationCode.objects.filter(
+        app=app, phone=phone, purpose=purpose, status=CodeStatus.ACTIVE
+    ).update(status=CodeStatus.SUPERSEDED)
+    for attempt in range(20):
+        code = fixed_code or generate_code()
+        # A fixed code is shared knowledge: bind its lookup to the number so it
+        # never collides with (or is found instead of) a real code.
+        lookup = code_lookup(
+            app_id=app.app_id, purpose=purpose, code=code, salt=phone if fixed_code else ""
+        )
+        if attempt:
+            # An expired code may still hold this lookup: retire it first.
+            VerificationCode.objects.filter(
+                app=app, purpose=purpose, lookup=lookup, status=CodeStatus.ACTIVE,
+                expires_at__lte=now,
+            ).update(status=CodeStatus.EXPIRED)
+        try:
+            with transaction.atomic():
+                row = VerificationCode.objects.create(
+                    app=app,
+                    phone=phone,
+                    purpose=purpose,
+                    digest=code_digest(app_id=app.app_id, phone=phone, purpose=purpose, code=code),
+                    lookup=lookup,
+                    expires_at=now + timedelta(minutes=ttl_minutes),
+                    data=data or {},
+                )
+        except IntegrityError:
+            continue  # the same code is active for another number: draw again
+        return IssuedCode(code=code, row=row, is_test=fixed_code is not None)
+    raise RuntimeError("could not draw a unique verification code")  # pragma: no cover
+
+
+def verify_code(*, app: App, phone: str, purpose: str, code: object) -> VerificationCode:
+    """Consume the active code of (app, phone, purpose) if ``code`` matches.
+
+    Raises :class:`InvalidCodeError` (603) when it is wrong, expired, used, dead or
+    was never issued; the response does not say which.
+    """
+    if not _well_formed(code):
+        raise InvalidCodeError()
+    row = (
+        VerificationCode.objects.filter(
+            app=app, phone=phone, purpose=purpose, status=CodeStatus.ACTIVE
+        )
+        .order_by("-created_at")
+        .first()
+    )
+    if row is None:
+        raise InvalidCodeError()
+    row.app = app
+    expected = code_digest(app_id=app.app_id, phone=phone, purpose=purpose, code=str(code))
+    if not digests_match(row.digest, expected):
+        _count_wrong_attempt(row)
+        raise InvalidCodeError()
+    return _consume(row)
+
+
+def verify_code_only(*, app: App, purpose: str, code: object) -> VerificationCode:
+    """Find and consume a code by its value alone (R-CODE-9), strictly rate limited."""
+    ratelimit.take_code_lookup(app=app, purpose=purpose)
+    if not _well_formed(code):
+        raise InvalidCodeError()
+    lookup = code_lookup(app_id=app.app_id, purpose=purpose, code=str(code))
+    row = VerificationCode.objects.filter(
+        app=app, purpose=purpose, lookup=lookup, status=CodeStatus.ACTIVE
+    ).first()
+    if row is None:
+        raise InvalidCodeError()
+    row.app = app
+    return _consume(row)
+
+
+def _well_formed(code: object) -> bool:
+    return isinstance(code, str) and len(code) == app_settings.CODE_LENGTH and code.isdigit()
+
+
+def _consume(row: VerificationCode) -> VerificationCode:
+    now = timezone.now()
+    won = VerificationCode.objects.filter(
+        pk=row.pk,
+        status=CodeStatus.ACTIVE,
+        expires_at__gt=now,
+        attempts__lt=app_settings.CODE_MAX_ATTEMPTS,
+    ).update(status=CodeStatus.USED, used_at=now)
+    if not won:
+        raise InvalidCodeError()
+    row.status, row.used_at = CodeStatus.USED, now
+    signals.code_verified.send_robust(
+        sender=VerificationCode, app=row.app, phone=row.phone, purpose=row.purpose
+    )
+    return row
+
+
+def _count_wrong_attempt(row: VerificationCode) -> None:
+    limit = app_settings.CODE_MAX_ATTEMPTS
+    VerificationCode.objects.filter(pk=row.pk, status=CodeStatus.ACTIVE).update(
+        attempts=F("attempts") + 1,
+        status=Case(
+            When(attempts__gte=limit - 1, then=Value(CodeStatus.DEAD)),
+            default=Value(CodeStatus.ACTIVE),
+        ),
+    )
+    attempts = row.attempts + 1
+    signals.code_rejected.send_robust(
+        sender=VerificationCode, app=row.app, phone=row.phone, purpose=row.purpose,
+        attempts=attempts, dead=attempts >= limit,
+    )

@@ -1,0 +1,263 @@
+"""The outbox: commit a message, enqueue it after commit, deliver it once.
+
+Status lifecycle::
+
+    queued -> sending -> accepted -> delivered | undelivered
+                      -> delivered            (providers that are final at once)
+                      -> failed               (provider refused the call)
+                      -> unknown              (the call may have reached the provider)
+    sending -> queued                         (temporary error, retry scheduled)
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .. import signals
+from ..backends import get_backend
+from ..backends.base import DeliveryReport, OutgoingMessage, SendResult
+from ..conf import app_settings
+from ..exceptions import (
+    ProviderOutcomeUnknownError,
+    ProviderRejectedError,
+    ProviderTemporaryError,
+)
+from ..models import FINAL_STATUSES, Message, MessageEvent, MessageStatus
+from . import billing
+from .secrets import decrypt
+
+logger = logging.getLogger(__name__)
+
+S = MessageStatus
+
+#: Allowed transitions; anything else is ignored (receipts out of order, replays).
+_TRANSITIONS: dict[str, frozenset[str]] = {
+    S.QUEUED: frozenset({S.SENDING, S.FAILED}),
+    S.SENDING: frozenset({S.QUEUED, S.ACCEPTED, S.DELIVERED, S.UNDELIVERED, S.FAILED, S.UNKNOWN}),
+    S.ACCEPTED: frozenset({S.DELIVERED, S.UNDELIVERED}),
+    S.UNKNOWN: frozenset({S.ACCEPTED, S.DELIVERED, S.UNDELIVERED, S.FAILED}),
+}
+
+
+def record_event(message: Message, description: str, *, status: str = "", **detail: Any) -> None:
+    MessageEvent.objects.create(
+        message=message, status=status, description=description[:255], detail=detail
+    )
+
+
+def transition(
+    message: Message, new_status: str, *, description: str = "", **fields: Any
+) -> bool:
+    """Move ``message`` to ``new_status`` if its current status allows it.
+
+    The UPDATE is conditional on the old status, so concurrent workers and
+    repeated receipts apply each transition exactly once. Returns whether this
+    call made the change.
+    """
+    old_status = message.status
+    if new_status not in _TRANSITIONS.get(old_status, frozenset()):
+        return False
+    now = timezone.now()
+    if new_status in FINAL_STATUSES:
+        fields.setdefault("finished_at", now)
+    with transaction.atomic():
+        changed = Message.objects.filter(pk=message.pk, status=old_status).update(
+            status=new_status, updated_at=now, **fields
+        )
+        if not changed:
+            return False
+        for name, value in fields.items():
+            setattr(message, name, value)
+        message.status = new_status
+        record_event(message, description or f"{old_status} → {new_status}", status=new_status)
+        billing.on_status_change(message=message, old_status=old_status, new_status=new_status)
+    signals.delivery_status_changed.send_robust(
+        sender=Message, message=message, old_status=old_status, new_status=new_status
+    )
+    return True
+
+
+def enqueue(message: Message) -> None:
+    """Dispatch after the surrounding transaction commits (never for a rollback)."""
+    if app_settings.ASYNC:
+        from ..tasks import deliver_message
+
+        transaction.on_commit(partial(_send_task, deliver_message, message.pk))
+    else:
+        transaction.on_commit(partial(_dispatch_now, message.pk))
+    transaction.on_commit(
+        partial(signals.message_queued.send_robust, sender=Message, message=message)
+    )
+
+
+def _send_task(task: Any, message_id: int) -> None:
+    try:
+        task.delay(message_id)
+    except Exception:
+        # The broker is down: the row stays queued and redispatch_stuck() sends it
+        # once the broker is back. The caller's request has already succeeded.
+        logger.exception("could not enqueue message %s; it will be redispatched", message_id)
+
+
+def deliver(*, message_id: int) -> str:
+    """Send one queued message through its backend. Safe to call more than once.
+
+    Raises :class:`ProviderTemporaryError` after putting the message back in the
+    queue when a retry may help (the Celery task retries with backoff).
+    """
+    now = timezone.now()
+    claimed = Message.objects.filter(pk=message_id, status=S.QUEUED).update(
+        status=S.SENDING, attempts=F("attempts") + 1, updated_at=now, next_attempt_at=None
+    )
+    if not claimed:
+        return "skipped"
+    message = Message.objects.select_related("app").get(pk=message_id)
+    record_event(message, f"attempt {message.attempts}", status=S.SENDING)
+    backend = get_backend(message.backend)
+    outgoing = _outgoing(message)
+    try:
+        result = backend.send(outgoing)
+    except ProviderTemporaryError as exc:
+        if _handle_temporary(message, exc):
+            raise
+        return S.FAILED
+    except ProviderRejectedError as exc:
+        transition(message, S.FAILED, description=f"provider refused: {exc}",
+                   error_code=str(exc.context.get("provider_code", ""))[:64],
+                   error_message=str(exc), payload=None)
+        return S.FAILED
+    except ProviderOutcomeUnknownError as exc:
+        transition(message, S.UNKNOWN, description=f"outcome unknown: {exc}",
+                   error_message=str(exc))
+        return S.UNKNOWN
+    _handle_success(message, backend.provider_name, result)
+    return message.status
+
+
+def _outgoing(message: Message) -> OutgoingMessage:
+    text = decrypt(message.payload) if message.payload is not None else message.body
+    digits = text if message.channel == "voice" else ""
+    return OutgoingMessage(
+        message_id=message.pk,
+        app_id=message.app.app_id,
+        to=message.phone,
+        channel=message.channel,
+        body=_voice_text(text) if message.channel == "voice" else text,
+        digits=digits,
+        created=message.created_at,
+        status_callback=_status_callback(message),
+    )
+
+
+def _voice_text(digits: str) -> str:
+    # A voice call reads the digits only (R-CODE-7), spaced so they are read one by one.
+    return " ".join(digits)
+
+
+def _status_callback(message: Message) -> str:
+    from .receipts import status_callback_url
+
+    return status_callback_url(message)
+
+
+def _handle_success(message: Message, provider: str, result: SendResult) -> None:
+    now = timezone.now()
+    status = S.DELIVERED if result.status == "delivered" else S.ACCEPTED
+    fields = {"provider": provider, "provider_message_id": result.provider_message_id,
+              "sent_at": now, "payload": None}
+    if status == S.DELIVERED:
+        # Record acceptance first so billing sees the same path as a receipt.
+        transition(message, S.ACCEPTED, description=f"accepted by {provider}", **fields)
+        transition(message, S.DELIVERED, description=f"{provider} reports delivered")
+    else:
+        transition(message, S.ACCEPTED, description=f"accepted by {provider}", **fields)
+
+
+def _handle_temporary(message: Message, exc: ProviderTemporaryError) -> bool:
+    """Re-queue with a backoff delay; returns False when out of attempts (failed)."""
+    if message.attempts > app_settings.MAX_RETRIES:
+        transition(message, S.FAILED, description=f"gave up after {message.attempts} attempts: {exc}",
+                   error_message=str(exc), payload=None)
+        return False
+    delay = retry_delay(message.attempts)
+    transition(message, S.QUEUED, description=f"temporary error, retry in {delay}s: {exc}",
+               error_message=str(exc), next_attempt_at=timezone.now() + timedelta(seconds=delay))
+    exc.retry_after = delay
+    return True
+
+
+def retry_delay(attempt: int) -> int:
+    """Exponential backoff with full jitter, capped (attempt 1 -> up to 2 s)."""
+    cap = app_settings.RETRY_BACKOFF_MAX
+    return max(1, int(random.uniform(0, min(cap, 2**attempt))))
+
+
+def apply_report(report: DeliveryReport, *, provider: str) -> Message | None:
+    """Apply a delivery receipt; replays and out-of-order receipts change nothing."""
+    message = (
+        Message.objects.select_related("app")
+        .filter(provider_message_id=report.provider_message_id, provider=provider)
+        .first()
+    )
+    if message is None:
+        return None
+    target = {"delivered": S.DELIVERED, "undelivered": S.UNDELIVERED,
+              "failed": S.UNDELIVERED, "accepted": S.ACCEPTED}.get(report.status)
+    if target is None or message.status == target:
+        record_event(message, f"receipt {report.status} (no change)", raw=_jsonable(report.raw))
+        return message
+    if message.status == S.SENDING:
+        # The receipt beat the worker's own database update: record it; the worker
+        # applies acceptance and a later poll/receipt settles the final state.
+        record_event(message, f"early receipt {report.status}", raw=_jsonable(report.raw))
+        return message
+    changed = transition(message, target, description=f"receipt: {report.status}",
+                         error_code=report.error_code[:64], error_message=report.error_message)
+    if not changed:
+        record_event(message, f"receipt {report.status} ignored (status {message.status})",
+                     raw=_jsonable(report.raw))
+    return message
+
+
+def _jsonable(raw: Any) -> Any:
+    if raw is None or isinstance(raw, (str, int, float, bool, list, dict)):
+        return raw
+    return str(raw)
+
+
+def redispatch_stuck() -> dict[str, int]:
+    """Re-enqueue messages stuck in ``queued`` and mark abandoned ``sending`` rows
+    ``unknown`` (they may have reached the provider: never resend blindly)."""
+    now = timezone.now()
+    queued_cutoff = now - timedelta(seconds=app_settings.STUCK_QUEUED_AFTER_SECONDS)
+    sending_cutoff = now - timedelta(seconds=app_settings.STUCK_SENDING_AFTER_SECONDS)
+    requeued = 0
+    for message_id in Message.objects.stuck_queued(queued_cutoff).values_list("pk", flat=True)[:1000]:
+        Message.objects.filter(pk=message_id, status=S.QUEUED).update(updated_at=now)
+        _dispatch_now(message_id)
+        requeued += 1
+    abandoned = 0
+    for message in Message.objects.stuck_sending(sending_cutoff)[:1000]:
+        if transition(message, S.UNKNOWN, description="worker never reported back"):
+            abandoned += 1
+    return {"requeued": requeued, "unknown": abandoned}
+
+
+def _dispatch_now(message_id: int) -> None:
+    if app_settings.ASYNC:
+        from ..tasks import deliver_message
+
+        _send_task(deliver_message, message_id)
+    else:
+        try:
+            deliver(message_id=message_id)
+        except ProviderTemporaryError:
+            pass  # rescheduled by deliver(); picked up on the next pass

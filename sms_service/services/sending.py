@@ -1,0 +1,230 @@
+"""requestSmsCode: verification codes (SMS and voice) and template messages.
+
+One entry point, :func:`request_sms`, used by the REST API, the admin and the
+bundled views. Order matters: everything that can refuse the request without
+side effects runs first (switches, number, template, variables, length); then
+the sending limits; then one transaction creates the message (and the code),
+takes the billing hold and enqueues delivery on commit.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from .. import signals
+from ..backends import backend_alias_for
+from ..conf import app_settings
+from ..exceptions import (
+    InvalidParameterError,
+    OperationForbiddenError,
+    TemplateRenderError,
+    ValidateTokenMissingError,
+)
+from ..models import App, Channel, CodePurpose, Message, MessageKind, MessageStatus
+from ..phone import PhoneNumber, parse_destination
+from . import billing, codes, content, outbox, ratelimit
+from .secrets import encrypt
+
+#: Filled by the system, never by callers (R-TPL-4).
+SYSTEM_VARIABLES = frozenset({"name", "code", "ttl", "sign", "template"})
+_VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_MAX_VARIABLES = 30
+
+#: Stands for each digit of the code while the text is composed (a private-use
+#: character that caller values may not contain).
+PLACEHOLDER_CHAR = "\ue000"
+
+DEFAULT_TEXTS = {
+    "zh": "您正在使用{name}服务进行{op}操作，您的验证码是：{code}，请在{ttl}分钟内完成验证。",
+    "en": "You are using {name} to {op}. Your verification code is {code}, valid for {ttl} minutes.",
+}
+DEFAULT_OPS = {"zh": "短信验证", "en": "verify your phone number"}
+
+
+@dataclass
+class SmsRequest:
+    """A parsed requestSmsCode call."""
+
+    phone: object
+    sms_type: str = "sms"
+    ttl: object = None
+    name: object = None
+    op: object = None
+    template: object = None
+    sign: object = None
+    validate_token: object = None
+    variables: dict[str, Any] = field(default_factory=dict)
+    purpose: str = CodePurpose.GENERIC
+    client_ip: str | None = None
+
+
+def request_sms(*, app: App, request: SmsRequest, is_master: bool = False) -> Message:
+    """Validate, rate limit, create and enqueue one message. Returns the message."""
+    _check_switches(app=app, request=request, is_master=is_master)
+    phone = parse_destination(request.phone, allow_international=app.allow_international)
+    channel = _channel(request.sms_type)
+    ttl = _ttl(request.ttl)
+    template_name = _optional_text(request.template, "template")
+    sign_name = _optional_text(request.sign, "sign")
+    variables = _variables(request.variables)
+    if channel == Channel.VOICE and template_name:
+        raise InvalidParameterError("A voice verification code cannot use a template.")
+    if channel == Channel.VOICE:
+        # A call reads the digits only: no template, no signature (R-CODE-7).
+        resolved = content.ResolvedContent(signature=None, version=None,
+                                           kind=MessageKind.VERIFICATION)
+    else:
+        resolved = content.resolve_content(app=app, template_name=template_name,
+                                           sign_name=sign_name)
+    with_code = channel == Channel.VOICE or resolved.kind == MessageKind.VERIFICATION
+    fixed = codes.fixed_code_for(app, phone.e164) if with_code else None
+    # The text is composed around a placeholder: the code itself is drawn inside
+    # the transaction (it must be unique among active codes) and is the same
+    # length, so length and price are already exact here.
+    placeholder = PLACEHOLDER_CHAR * app_settings.CODE_LENGTH if with_code else ""
+    text = _compose(app=app, request=request, resolved=resolved, variables=variables,
+                    code=placeholder, ttl=ttl, channel=channel)
+    quote = billing.quote(app=app, phone=phone, channel=channel, text=text)
+    ratelimit.check_send(app=app, phone=phone, channel=channel, kind=resolved.kind,
+                         signature_id=resolved.signature and resolved.signature.pk,
+                         client_ip=request.client_ip)
+    with transaction.atomic():
+        code = ""
+        if with_code:
+            code = codes.issue_code(app=app, phone=phone.e164, purpose=request.purpose,
+                                    ttl_minutes=ttl, fixed_code=fixed).code
+        message = _create_message(app=app, phone=phone, channel=channel, resolved=resolved,
+                                  text=text, placeholder=placeholder, code=code, quote=quote, is_test=fixed is not None,
+                                  client_ip=request.client_ip)
+        if message.is_test:
+            outbox.record_event(message, "test number: not sent, not billed",
+                                status=message.status)
+        else:
+            billing.hold(message=message)
+            outbox.enqueue(message)
+    if with_code:
+        signals.code_sent.send_robust(sender=Message, app=app, phone=phone.e164,
+                                      purpose=request.purpose, message=message)
+    return message
+
+
+def _check_switches(*, app: App, request: SmsRequest, is_master: bool) -> None:
+    if not app.sms_enabled:
+        raise OperationForbiddenError()
+    if request.purpose == CodePurpose.GENERIC and not is_master and not app.sms_api_enabled:
+        raise OperationForbiddenError()
+    if app.require_captcha and not is_master and not request.validate_token:
+        raise ValidateTokenMissingError()
+
+
+def _channel(sms_type: object) -> str:
+    if sms_type in (None, "", "sms"):
+        return Channel.SMS
+    if sms_type == "voice":
+        return Channel.VOICE
+    raise InvalidParameterError('smsType must be "sms" or "voice".')
+
+
+def _ttl(value: object) -> int:
+    if value is None or value == "":
+        return app_settings.CODE_TTL_MINUTES
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise InvalidParameterError("ttl must be a whole number of minutes.")
+    if isinstance(value, str):
+        if not value.isdigit() or len(value) > 4:
+            raise InvalidParameterError("ttl must be a whole number of minutes.")
+        value = int(value)
+    if not 1 <= value <= app_settings.CODE_MAX_TTL_MINUTES:
+        raise InvalidParameterError(
+            f"ttl must be between 1 and {app_settings.CODE_MAX_TTL_MINUTES} minutes."
+        )
+    return value
+
+
+def _optional_text(value: object, name: str, max_length: int = 64) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > max_length:
+        raise InvalidParameterError(f"{name} must be a string of at most {max_length} characters.")
+    return value
+
+
+def _variables(raw: dict[str, Any]) -> dict[str, str]:
+    """Caller variables as strings; bad names, types, sizes and 【】 are refused."""
+    if len(raw) > _MAX_VARIABLES:
+        raise InvalidParameterError(f"At most {_MAX_VARIABLES} template variables are allowed.")
+    limit = app_settings.MAX_VARIABLE_LENGTH
+    out: dict[str, str] = {}
+    for key, value in raw.items():
+        if not _VARIABLE_NAME.match(key):
+            raise InvalidParameterError(f"Invalid template variable name: {key[:64]!r}.")
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise InvalidParameterError(f"Template variable {key} must be a string or a number.")
+        text = str(value)
+        if len(text) > limit:
+            raise InvalidParameterError(
+                f"Template variable {key} is longer than {limit} characters."
+            )
+        if PLACEHOLDER_CHAR in text:
+            raise InvalidParameterError(f"Template variable {key} contains a reserved character.")
+        if "【" in text or "】" in text:
+            raise InvalidParameterError(f"Template variable {key} may not contain 【 or 】.")
+        if key not in SYSTEM_VARIABLES:
+            out[key] = text
+    return out
+
+
+def _compose(*, app, request, resolved, variables, code, ttl, channel) -> str:
+    if channel == Channel.VOICE:
+        return code
+    name = _optional_text(request.name, "name") or app.name
+    if resolved.version is None:
+        return _default_text(app=app, signature_text=resolved.signature.text, name=name,
+                             op=_optional_text(request.op, "op"), code=code, ttl=ttl)
+    system = {"name": name, "code": code, "ttl": ttl, "sign": resolved.signature.text,
+              "template": resolved.version.template.name}
+    try:
+        return content.render_message(content=resolved, variables=variables, system=system)
+    except (TemplateRenderError, InvalidParameterError):
+        raise
+    except Exception as exc:  # a render must never surface as a 500
+        raise TemplateRenderError() from exc
+
+
+def _default_text(*, app: App, signature_text: str, name: str, op: str | None,
+                  code: str, ttl: int) -> str:
+    lang = app.default_language if app.default_language in DEFAULT_TEXTS else "zh"
+    body = DEFAULT_TEXTS[lang].format(name=name, op=op or DEFAULT_OPS[lang], code=code, ttl=ttl)
+    return f"【{signature_text}】{body}"
+
+
+def _create_message(*, app, phone: PhoneNumber, channel, resolved, text, placeholder, code,
+                    quote, is_test, client_ip) -> Message:
+    shown = text.replace(placeholder, "*" * len(placeholder)) if placeholder else text
+    return Message.objects.create(
+        app=app,
+        phone=phone.e164,
+        region=phone.region,
+        channel=channel,
+        kind=MessageKind.VERIFICATION if channel == Channel.VOICE else resolved.kind,
+        template_version=resolved.version,
+        signature=resolved.signature,
+        body=shown,
+        payload=None if is_test else encrypt(text.replace(placeholder, code) if placeholder else text),
+        length=quote.length,
+        segments=quote.segments,
+        cost=0 if is_test else quote.amount,
+        is_test=is_test,
+        status=MessageStatus.DELIVERED if is_test else MessageStatus.QUEUED,
+        backend="test-number" if is_test else backend_alias_for(channel),
+        provider="test-number" if is_test else "",
+        client_ip=client_ip,
+        finished_at=timezone.now() if is_test else None,
+    )

@@ -1,0 +1,27 @@
+"""Celery tasks: one-liners over the services, ids only (never codes or texts)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from .conf import app_settings
+from .exceptions import ProviderTemporaryError
+from .services import outbox
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def deliver_message(self, message_id: int) -> str:
+    """Send a queued message. At most one run sends it (the service claims the row)."""
+    try:
+        return outbox.deliver(message_id=message_id)
+    except ProviderTemporaryError as exc:
+        # deliver() put the row back in the queue with its backoff delay.
+        raise self.retry(
+            exc=exc, countdown=exc.retry_after or 1, max_retries=app_settings.MAX_RETRIES
+        ) from exc
+
+
+@shared_task(ignore_result=True)
+def redispatch_stuck_messages() -> dict[str, int]:
+    """Periodic: re-send rows a broker outage left in ``queued``."""
+    return outbox.redispatch_stuck()
