@@ -6,17 +6,26 @@ from __future__ import annotations
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
+from .api import receipts as receipt_views  # billing/receipts (issue 5)
 from .api import urls as api_urls
 
 app_name = "sms_service"
 
 urlpatterns = [
     *api_urls.urlpatterns,
-    path("sms_service/schema", SpectacularAPIView.as_view(), name="schema"),
+    # The schema covers this app's API only, not the host's other URLs.
+    path("sms_service/schema", SpectacularAPIView.as_view(urlconf=api_urls.urlpatterns),
+         name="schema"),
     path(
         "sms_service/docs",
         SpectacularRedocView.as_view(url_name="sms_service:schema"),
         name="docs",
+    ),
+    # Delivery receipts (issue 5): one generic webhook per backend alias.
+    path(
+        "sms_service/receipts/<str:alias>",
+        receipt_views.delivery_receipt,
+        name="delivery-receipt",
     ),
     *api_urls.catch_all,
 ]

@@ -60,8 +60,9 @@ class LeanCloudClient:
         data = raw if raw is not None else (json.dumps(body) if body is not None else "")
         h = self.headers(master=master) if headers is None else headers
         with self._capture(execute=True):
-            return getattr(self.client, method.lower())(
-                path, data=data, content_type="application/json;charset=utf-8", **h, **extra
+            return self.client.generic(
+                method, path, data=data, content_type="application/json;charset=utf-8",
+                **h, **extra
             )
 
     def post(self, path: str, body=None, **kwargs):

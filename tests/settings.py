@@ -4,6 +4,9 @@ suite to the real PostgreSQL and Redis services (CI sets both)."""
 import os
 
 import dj_database_url
+from corsheaders.defaults import default_headers
+
+from sms_service.cors import LEANCLOUD_HEADERS
 
 SECRET_KEY = "tests-not-secret"
 DEBUG = False
@@ -77,6 +80,7 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "memory://")
 
 CORS_ALLOW_ALL_ORIGINS = True
+CORS_ALLOW_HEADERS = (*default_headers, *LEANCLOUD_HEADERS)
 
 SMS_SERVICE = {
     "BACKENDS": {"default": {"BACKEND": "sms_service.backends.locmem.LocmemBackend"}},
@@ -90,3 +94,17 @@ LOGGING = {
     "handlers": {"null": {"class": "logging.NullHandler"}},
     "root": {"handlers": ["null"]},
 }
+
+# --- Real-worker tests (tests/test_worker.py) -----------------------------------
+# The `celery worker` subprocess those tests start reads this same module; these
+# switches give it the file backend (so the test can see what was sent) and turn
+# eager mode off. Unset, nothing changes.
+if os.environ.get("SMS_TEST_BACKEND") == "file":
+    SMS_SERVICE["BACKENDS"] = {
+        "default": {
+            "BACKEND": "sms_service.backends.file.FileBackend",
+            "OPTIONS": {"PATH": os.environ["SMS_FILE_PATH"]},
+        }
+    }
+if os.environ.get("CELERY_TASK_ALWAYS_EAGER") == "0":
+    CELERY_TASK_ALWAYS_EAGER = False

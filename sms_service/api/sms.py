@@ -17,21 +17,30 @@ from ..services.sending import SmsRequest, request_sms
 from .base import LeanCloudView, client_ip
 
 #: Body keys with a meaning of their own; every other key is a template variable.
-NAMED_FIELDS = ("mobilePhoneNumber", "smsType", "ttl", "name", "op", "template", "sign",
-                "validate_token")
+NAMED_FIELDS = (
+    "mobilePhoneNumber",
+    "smsType",
+    "ttl",
+    "name",
+    "op",
+    "template",
+    "sign",
+    "validate_token",
+)
 
-_ERROR = inline_serializer("Error", {"code": serializers.IntegerField(),
-                                     "error": serializers.CharField()})
+_ERROR = inline_serializer(
+    "Error", {"code": serializers.IntegerField(), "error": serializers.CharField()}
+)
 _EMPTY = inline_serializer("Empty", {})
 
 
-class RequestSmsCodeView(LeanCloudView):
-    """Send a verification code (SMS or voice) or a template message."""
-
-    @extend_schema(
-        operation_id="requestSmsCode",
-        request=inline_serializer("RequestSmsCode", {
-            "mobilePhoneNumber": serializers.CharField(help_text="E.164; no + means +86"),
+@extend_schema(
+    request=inline_serializer(
+        "RequestSmsCode",
+        {
+            "mobilePhoneNumber": serializers.CharField(
+                help_text="E.164; no + means +86"
+            ),
             "smsType": serializers.ChoiceField(["sms", "voice"], required=False),
             "ttl": serializers.IntegerField(min_value=1, max_value=30, required=False),
             "name": serializers.CharField(required=False),
@@ -39,10 +48,16 @@ class RequestSmsCodeView(LeanCloudView):
             "template": serializers.CharField(required=False),
             "sign": serializers.CharField(required=False, help_text="signature name"),
             "validate_token": serializers.CharField(required=False),
-        }),
-        responses={200: _EMPTY, 400: _ERROR, 401: _ERROR},
-        description="Every other key in the body is a template variable.",
-    )
+        },
+    ),
+    responses={200: _EMPTY, 400: _ERROR, 401: _ERROR},
+    description="Every other key in the body is a template variable.",
+)
+class RequestSmsCodeView(LeanCloudView):
+    """Send a verification code (SMS or voice) or a template message."""
+
+    operation_id = "requestSmsCode"
+
     def post(self, request: Request) -> Response:
         body = self.body
         sms = SmsRequest(
@@ -61,21 +76,33 @@ class RequestSmsCodeView(LeanCloudView):
         return Response({})
 
 
+@extend_schema(
+    request=inline_serializer(
+        "VerifySmsCode",
+        {
+            "mobilePhoneNumber": serializers.CharField(),
+        },
+    ),
+    parameters=[
+        OpenApiParameter(
+            "mobilePhoneNumber",
+            str,
+            required=False,
+            description="accepted in the query string too",
+        )
+    ],
+    responses={200: _EMPTY, 400: _ERROR, 401: _ERROR},
+)
 class VerifySmsCodeView(LeanCloudView):
     """Check a code sent by requestSmsCode; single use."""
 
-    @extend_schema(
-        operation_id="verifySmsCode",
-        request=inline_serializer("VerifySmsCode", {
-            "mobilePhoneNumber": serializers.CharField(),
-        }),
-        parameters=[OpenApiParameter("mobilePhoneNumber", str, required=False,
-                                     description="accepted in the query string too")],
-        responses={200: _EMPTY, 400: _ERROR, 401: _ERROR},
-    )
+    operation_id = "verifySmsCode"
+
     def post(self, request: Request, code: str) -> Response:
         app = self.app
-        if not app.sms_enabled or not (app.sms_api_enabled or self.credentials.is_master):
+        if not app.sms_enabled or not (
+            app.sms_api_enabled or self.credentials.is_master
+        ):
             raise OperationForbiddenError()
         raw_phone: Any = self.body.get("mobilePhoneNumber") or request.query_params.get(
             "mobilePhoneNumber"
@@ -83,5 +110,7 @@ class VerifySmsCodeView(LeanCloudView):
         if not raw_phone:
             raise PhoneNumberMissingError()
         phone = parse_phone(raw_phone)
-        codes.verify_code(app=app, phone=phone.e164, purpose=CodePurpose.GENERIC, code=code)
+        codes.verify_code(
+            app=app, phone=phone.e164, purpose=CodePurpose.GENERIC, code=code
+        )
         return Response({})

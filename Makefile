@@ -1,0 +1,38 @@
+# The two commands of the README: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: demo test install lint migrations-check worker clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(BIN)/python -m pip install --quiet -e ".[example,postgres,redis,twilio]" --group test --group dev
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py sms_service_demo
+	$(BIN)/python manage.py runserver 127.0.0.1:8000
+
+test: install
+	bash tests/sdk/install.sh
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check sms_service tests example_project benchmarks
+
+migrations-check: install
+	$(BIN)/python manage.py makemigrations sms_service --check --dry-run
+
+worker: install
+	$(BIN)/celery -A example_project worker -l info
+
+clean:
+	rm -rf $(VENV) .venv-sdk tests/sdk/js/node_modules var

@@ -1,0 +1,141 @@
+"""Settings of the example project.
+
+Runs with zero configuration (SQLite, locmem cache, eager Celery, console SMS
+backend). The environment switches each piece to a real service:
+
+DATABASE_URL       e.g. postgres://postgres@127.0.0.1:5432/sms
+CELERY_BROKER_URL  e.g. redis://127.0.0.1:6379/0 or amqp://guest:guest@127.0.0.1:5672//
+CACHE_URL          e.g. redis://127.0.0.1:6379/1 (REDIS_URL is read too)
+SMS_BACKEND        dotted path of the SMS backend class
+SMS_FILE_PATH      directory for sms_service.backends.file.FileBackend
+SMS_PUBLIC_URL     public base URL (delivery-receipt callbacks)
+"""
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+from corsheaders.defaults import default_headers
+
+from sms_service.cors import LEANCLOUD_HEADERS
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = os.environ.get
+
+SECRET_KEY = env("DJANGO_SECRET_KEY", "example-project-insecure-key-change-me")
+DEBUG = env("DJANGO_DEBUG", "1") == "1"
+ALLOWED_HOSTS = env("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
+ROOT_URLCONF = "example_project.urls"
+WSGI_APPLICATION = "example_project.wsgi.application"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+USE_TZ = True
+TIME_ZONE = "Asia/Shanghai"
+LANGUAGE_CODE = "en-us"
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+MEDIA_URL = "/media/"
+MEDIA_ROOT = BASE_DIR / "var" / "media"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "corsheaders",
+    "captcha",
+    "sms_service",
+]
+
+MIDDLEWARE = [
+    "corsheaders.middleware.CorsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+DATABASES = {
+    "default": dj_database_url.config(
+        default=f"sqlite:///{BASE_DIR / 'var' / 'demo.sqlite3'}", conn_max_age=60
+    )
+}
+
+_cache_url = env("CACHE_URL") or env("REDIS_URL")
+if _cache_url:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": _cache_url,
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", "")
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BEAT_SCHEDULE = {
+    "sms-redispatch-stuck": {
+        "task": "sms_service.tasks.redispatch_stuck_messages",
+        "schedule": timedelta(minutes=1),
+    },
+}
+
+_backend = env("SMS_BACKEND", "sms_service.backends.console.ConsoleBackend")
+_options = {"PATH": env("SMS_FILE_PATH")} if env("SMS_FILE_PATH") else {}
+SMS_SERVICE = {
+    "BACKENDS": {"default": {"BACKEND": _backend, "OPTIONS": _options}},
+    "PUBLIC_BASE_URL": env("SMS_PUBLIC_URL", ""),
+}
+
+CORS_ALLOW_ALL_ORIGINS = True
+CORS_ALLOW_HEADERS = (*default_headers, *LEANCLOUD_HEADERS)
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "django-sms-service",
+    "DESCRIPTION": "LeanCloud-compatible SMS REST API.",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+}
+
+EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "INFO"},
+}
+
+try:  # real provider keys stay out of the repository
+    from .settings_local import *  # noqa: F401,F403
+except ImportError:
+    pass

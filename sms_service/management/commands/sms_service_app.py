@@ -1,0 +1,73 @@
+"""Create, update and show apps from the command line.
+
+    manage.py sms_service_app create "My App" [--company …] [--app-id … --app-key … --master-key …]
+    manage.py sms_service_app update APP_ID --set allow_international=true --set name="New name"
+    manage.py sms_service_app show APP_ID
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from sms_service.models import App
+from sms_service.services import apps
+
+
+class Command(BaseCommand):
+    help = "Create, update and show SMS apps (tenants)."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True)
+        create = sub.add_parser("create", help="create an app and print its keys as JSON")
+        create.add_argument("name")
+        create.add_argument("--company", default="")
+        create.add_argument("--owner-email", default="")
+        create.add_argument("--app-id")
+        create.add_argument("--app-key")
+        create.add_argument("--master-key")
+        update = sub.add_parser("update", help="change settings: --set field=value")
+        update.add_argument("app_id")
+        update.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
+        show = sub.add_parser("show", help="print an app's keys and settings as JSON")
+        show.add_argument("app_id")
+        self.add_extra_actions(sub)
+
+    def add_extra_actions(self, sub) -> None:
+        """Hook for more sub-commands (billing adds ``topup``)."""
+
+    def handle(self, *args, action: str, **options):
+        try:
+            app = getattr(self, f"do_{action}")(**options)
+        except ValidationError as exc:
+            raise CommandError("; ".join(exc.messages)) from exc
+        if app is not None:
+            self.stdout.write(json.dumps(apps.describe_app(app), indent=2, ensure_ascii=False))
+
+    def get_app(self, app_id: str) -> App:
+        app = App.objects.filter(app_id=app_id).first()
+        if app is None:
+            raise CommandError(f"No app with app id {app_id!r}.")
+        return app
+
+    def do_create(self, *, name, company, owner_email, app_id, app_key, master_key, **_):
+        if app_id and App.objects.filter(app_id=app_id).exists():
+            raise CommandError(f"An app with app id {app_id!r} exists already.")
+        return apps.create_app(name=name, company_name=company, owner_email=owner_email,
+                               app_id=app_id, app_key=app_key, master_key=master_key)
+
+    def do_update(self, *, app_id, set, **_):  # noqa: A002 (argparse name)
+        changes = {}
+        for item in set:
+            field, sep, value = item.partition("=")
+            if not sep:
+                raise CommandError(f"--set takes FIELD=VALUE, not {item!r}")
+            changes[field.strip()] = value
+        if not changes:
+            raise CommandError("Nothing to change: give at least one --set FIELD=VALUE.")
+        return apps.update_app(app=self.get_app(app_id), changes=changes)
+
+    def do_show(self, *, app_id, **_):
+        return self.get_app(app_id)

@@ -1,0 +1,52 @@
+"""Seed the demo: an app with content and credit, and an admin user. Idempotent."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+from sms_service.models import App
+from sms_service.services import apps, content
+
+DEMO_APP_NAME = "Demo"
+
+
+class Command(BaseCommand):
+    help = "Create (or show) the demo app and an admin user, and print their credentials."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--admin-username", default="admin")
+
+    def handle(self, *args, admin_username: str, **options):
+        app = App.objects.filter(name=DEMO_APP_NAME).first()
+        if app is None:
+            app = apps.create_app(name=DEMO_APP_NAME, company_name="Demo Company Ltd",
+                                  owner_email="owner@example.com")
+        content.seed_demo_content(app)
+        self._seed_billing(app)
+        password = secrets.token_urlsafe(9)
+        user_model = get_user_model()
+        user = user_model.objects.filter(username=admin_username).first()
+        if user is None:
+            user = user_model.objects.create_superuser(admin_username, "admin@example.com", password)
+        else:
+            user.set_password(password)
+            user.save(update_fields=["password"])
+        out = self.stdout.write
+        out(self.style.SUCCESS("Demo ready on http://127.0.0.1:8000"))
+        out(f"  App id:      {app.app_id}")
+        out(f"  App key:     {app.app_key}")
+        out(f"  Master key:  {app.master_key}")
+        out(f"  Admin:       http://127.0.0.1:8000/admin/  user {admin_username!r}  "
+            f"password {password!r}")
+        out(f"  API docs:    http://127.0.0.1:8000/sms_service/docs")
+        out("  Try it:\n"
+            f"    curl -X POST http://127.0.0.1:8000/1.1/requestSmsCode \\\n"
+            f"      -H 'X-LC-Id: {app.app_id}' -H 'X-LC-Key: {app.app_key}' \\\n"
+            "      -H 'Content-Type: application/json' -d '{\"mobilePhoneNumber\": \"18612345678\"}'\n"
+            "  Messages are printed below by the console backend.")
+
+    def _seed_billing(self, app: App) -> None:
+        """Give the demo app credit so sends are not refused for balance."""

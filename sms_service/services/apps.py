@@ -1,0 +1,66 @@
+"""Creating and configuring apps (R-APP)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from ..models import App
+
+#: Fields an operator may change with ``sms_service_app update --set``.
+EDITABLE_FIELDS = (
+    "name", "company_name", "owner_email", "sms_enabled", "captcha_enabled",
+    "sms_api_enabled", "require_captcha", "allow_international", "default_language",
+    "enforce_carrier_signature_rules", "signup_sends_verification",
+    "forbid_unverified_login", "allow_unverified_reset", "allow_sms_login",
+)
+
+
+def create_app(*, name: str, company_name: str = "", owner_email: str = "",
+               app_id: str | None = None, app_key: str | None = None,
+               master_key: str | None = None) -> App:
+    """A new app; keys are generated with ``secrets`` unless given (scripted set-ups)."""
+    fields: dict[str, Any] = {"name": name, "company_name": company_name,
+                              "owner_email": owner_email}
+    for field, value in (("app_id", app_id), ("app_key", app_key), ("master_key", master_key)):
+        if value:
+            fields[field] = value
+    app = App(**fields)
+    app.full_clean()
+    app.save()
+    return app
+
+
+def update_app(*, app: App, changes: dict[str, str]) -> App:
+    """Apply ``field=value`` strings; booleans accept true/false/1/0/on/off/yes/no."""
+    for field, raw in changes.items():
+        if field not in EDITABLE_FIELDS:
+            raise ValidationError(
+                f"Unknown or read-only setting {field!r}. Editable: {', '.join(EDITABLE_FIELDS)}"
+            )
+        model_field = App._meta.get_field(field)
+        setattr(app, field, _coerce(model_field, field, raw))
+    app.full_clean()
+    app.save()
+    return app
+
+
+def _coerce(model_field: models.Field, name: str, raw: str) -> Any:
+    if isinstance(model_field, models.BooleanField):
+        lowered = raw.strip().lower()
+        if lowered in ("true", "1", "on", "yes"):
+            return True
+        if lowered in ("false", "0", "off", "no"):
+            return False
+        raise ValidationError(f"{name} takes true or false, not {raw!r}")
+    return raw
+
+
+def describe_app(app: App) -> dict[str, Any]:
+    data: dict[str, Any] = {"app_id": app.app_id, "app_key": app.app_key,
+                            "master_key": app.master_key, "balance": str(app.balance)}
+    for field in EDITABLE_FIELDS:
+        data[field] = getattr(app, field)
+    return data
