@@ -84,3 +84,14 @@ def signature(app):
     return Signature.objects.create(
         app=app, name="LeanCloud", text="LeanCloud", status="approved", is_default=True
     )
+
+
+@pytest.fixture
+def clock(settings):
+    """A frozen, movable clock; rate limits counted in a cache that follows it."""
+    import time_machine
+    from django.utils import timezone
+
+    settings.SMS_SERVICE = {**settings.SMS_SERVICE, "RATE_LIMIT_CACHE": "clock"}
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        yield traveller

@@ -1,0 +1,207 @@
+"""Verification codes (R-CODE) at the service level."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.db import connection, connections
+from django.utils import timezone
+
+from sms_service.exceptions import InvalidCodeError
+from sms_service.models import CodePurpose, CodeStatus, VerificationCode
+from sms_service.services import codes
+
+PHONE = "+8618612345678"
+OTHER = "+8618612345679"
+
+pytestmark = pytest.mark.django_db
+
+
+def issue(app, phone=PHONE, purpose=CodePurpose.GENERIC, ttl=10):
+    return codes.issue_code(app=app, phone=phone, purpose=purpose, ttl_minutes=ttl)
+
+
+def check(app, code, phone=PHONE, purpose=CodePurpose.GENERIC):
+    return codes.verify_code(app=app, phone=phone, purpose=purpose, code=code)
+
+
+def test_R_CODE_1_six_digits_from_secrets(monkeypatch):
+    drawn = []
+    real = secrets.randbelow
+
+    def spy(n):
+        drawn.append(n)
+        return real(n)
+
+    monkeypatch.setattr("sms_service.services.secrets._secrets.randbelow", spy)
+    code = codes.generate_code()
+    assert len(code) == 6 and code.isdigit()
+    assert drawn == [10] * 6
+
+
+def test_R_CODE_1_ttl_boundary(app):
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        issued = issue(app, ttl=10)
+        clock.shift(timedelta(minutes=10) - timedelta(seconds=1))
+        assert check(app, issued.code).status == CodeStatus.USED
+        issued = issue(app, ttl=10)
+        clock.shift(timedelta(minutes=10) + timedelta(seconds=1))
+        with pytest.raises(InvalidCodeError):
+            check(app, issued.code)
+
+
+def test_R_CODE_2_single_use(app):
+    issued = issue(app)
+    check(app, issued.code)
+    with pytest.raises(InvalidCodeError) as exc:
+        check(app, issued.code)
+    assert exc.value.code == 603
+
+
+def test_R_CODE_3_only_keyed_hashes_are_stored(app):
+    issued = issue(app)
+    row = VerificationCode.objects.get()
+    values = [str(v) for v in VerificationCode.objects.values_list().get()]
+    assert issued.code not in " ".join(values)
+    assert len(row.digest) == 64 and len(row.lookup) == 64
+
+
+def test_R_CODE_3_hash_depends_on_the_server_secret(app, settings):
+    issued = issue(app)
+    settings.SMS_SERVICE = {**settings.SMS_SERVICE, "SECRET": "another-secret"}
+    with pytest.raises(InvalidCodeError):
+        check(app, issued.code)
+
+
+def test_R_CODE_4_five_wrong_attempts_kill_the_code(app):
+    issued = issue(app)
+    wrong = f"{(int(issued.code) + 1) % 10**6:06d}"
+    for _ in range(5):
+        with pytest.raises(InvalidCodeError):
+            check(app, wrong)
+    assert VerificationCode.objects.get().status == CodeStatus.DEAD
+    with pytest.raises(InvalidCodeError):
+        check(app, issued.code)  # even the right code is refused now
+
+
+def test_R_CODE_4_four_wrong_attempts_still_allow_the_right_code(app):
+    issued = issue(app)
+    wrong = f"{(int(issued.code) + 1) % 10**6:06d}"
+    for _ in range(4):
+        with pytest.raises(InvalidCodeError):
+            check(app, wrong)
+    assert check(app, issued.code).status == CodeStatus.USED
+
+
+@pytest.mark.parametrize(
+    "phone, purpose",
+    [
+        (PHONE, CodePurpose.RESET_PASSWORD),
+        (PHONE, CodePurpose.LOGIN),
+        (PHONE, CodePurpose.VERIFY_PHONE),
+        (OTHER, CodePurpose.SIGNUP),
+    ],
+)
+def test_R_CODE_5_codes_are_bound_to_number_and_purpose(app, phone, purpose, monkeypatch):
+    draws = iter(["111111", "222222"])
+    monkeypatch.setattr(codes, "generate_code", lambda: next(draws))
+    issued = issue(app, purpose=CodePurpose.SIGNUP)
+    # An active code exists for the other (number, purpose) too: the signup code
+    # still must not pass there.
+    issue(app, phone=phone, purpose=purpose)
+    with pytest.raises(InvalidCodeError):
+        check(app, issued.code, phone=phone, purpose=purpose)
+
+
+def test_R_CODE_5_login_code_does_not_pass_generic_verify(app):
+    issued = issue(app, purpose=CodePurpose.LOGIN)
+    with pytest.raises(InvalidCodeError):
+        check(app, issued.code, purpose=CodePurpose.GENERIC)
+
+
+def test_R_CODE_6_new_send_invalidates_earlier_codes(app):
+    first = issue(app)
+    second = issue(app)
+    statuses = dict(VerificationCode.objects.values_list("pk", "status"))
+    assert statuses == {first.row.pk: CodeStatus.SUPERSEDED, second.row.pk: CodeStatus.ACTIVE}
+    if first.code != second.code:
+        with pytest.raises(InvalidCodeError):
+            check(app, first.code)
+    assert check(app, second.code)
+
+
+def test_codes_never_cross_apps(app):
+    from sms_service.models import App
+
+    other = App.objects.create(name="Other")
+    issued = issue(app)
+    with pytest.raises(InvalidCodeError):
+        check(other, issued.code)
+
+
+@pytest.mark.parametrize("code", ["12345", "1234567", "abcdef", "", None, 123456, "12 345"])
+def test_malformed_codes_are_603(app, code):
+    issue(app)
+    with pytest.raises(InvalidCodeError):
+        check(app, code)
+
+
+class TestCodeOnlyLookup:
+    """R-CODE-9: calls that carry only the code."""
+
+    def test_finds_the_one_active_code(self, app):
+        issued = issue(app, purpose=CodePurpose.VERIFY_PHONE)
+        issue(app, phone=OTHER, purpose=CodePurpose.VERIFY_PHONE)
+        row = codes.verify_code_only(app=app, purpose=CodePurpose.VERIFY_PHONE, code=issued.code)
+        assert row.phone == PHONE
+
+    def test_active_codes_are_unique_within_app_and_purpose(self, app, monkeypatch):
+        draws = iter(["111111", "111111", "222222"])
+        monkeypatch.setattr(codes, "generate_code", lambda: next(draws))
+        first = issue(app, purpose=CodePurpose.VERIFY_PHONE)
+        second = issue(app, phone=OTHER, purpose=CodePurpose.VERIFY_PHONE)
+        assert (first.code, second.code) == ("111111", "222222")
+
+    def test_lookups_are_rate_limited(self, app):
+        from sms_service.exceptions import TooManyRequestsError
+
+        with pytest.raises(TooManyRequestsError):
+            for _ in range(31):
+                with pytest.raises(InvalidCodeError):
+                    codes.verify_code_only(app=app, purpose=CodePurpose.RESET_PASSWORD,
+                                           code="000000")
+
+
+needs_postgres = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="row locking is only meaningful on PostgreSQL"
+)
+
+
+@needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_R_CODE_2_concurrent_correct_submissions_exactly_one_wins(app):
+    for _ in range(5):
+        issued = issue(app)
+        barrier = threading.Barrier(10)
+        results: list[str] = []
+
+        def submit():
+            try:
+                barrier.wait()
+                check(app, issued.code)
+                results.append("ok")
+            except InvalidCodeError:
+                results.append("603")
+            finally:
+                connections.close_all()
+
+        threads = [threading.Thread(target=submit) for _ in range(10)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(results) == ["603"] * 9 + ["ok"]
