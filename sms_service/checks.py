@@ -33,6 +33,7 @@ def check_settings(app_configs=None, **kwargs):
                 f'SMS_SERVICE["BACKENDS"]["{alias}"] cannot be built: {exc}',
                 id="sms_service.E003",
             ))
+    errors += _check_twilio(backends)
     for channel, alias in app_settings.CHANNEL_BACKENDS.items():
         if alias not in backends:
             errors.append(Error(
@@ -59,3 +60,27 @@ def check_settings(app_configs=None, **kwargs):
             id="sms_service.W001",
         ))
     return errors
+
+
+def _check_twilio(backends: dict) -> list:
+    """Twilio aliases: calls need a caller number; receipts need a public URL."""
+    found = []
+    voice_alias = app_settings.CHANNEL_BACKENDS.get("voice", "default")
+    for alias, config in backends.items():
+        if not str(config.get("BACKEND", "")).endswith("twilio.TwilioBackend"):
+            continue
+        options = config.get("OPTIONS", {})
+        if alias == voice_alias and not options.get("FROM_NUMBER"):
+            found.append(Error(
+                f'SMS_SERVICE["BACKENDS"]["{alias}"] sends voice codes through Twilio, '
+                "which places calls from a number.",
+                hint=f'Set SMS_SERVICE["BACKENDS"]["{alias}"]["OPTIONS"]["FROM_NUMBER"].',
+                id="sms_service.E008",
+            ))
+        if not app_settings.PUBLIC_BASE_URL:
+            found.append(Warning(
+                f'SMS_SERVICE["BACKENDS"]["{alias}"] is Twilio but SMS_SERVICE["PUBLIC_BASE_URL"] '
+                "is empty: no status callbacks, messages stay 'accepted' until polled.",
+                id="sms_service.W002",
+            ))
+    return found

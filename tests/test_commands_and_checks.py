@@ -98,3 +98,14 @@ def test_missing_backend_option_names_the_key():
     with override_settings(SMS_SERVICE=config):
         (error,) = [e for e in check_settings() if e.id == "sms_service.E003"]
     assert 'SMS_SERVICE["BACKENDS"]["default"]["OPTIONS"]["PATH"]' in error.msg
+
+
+def test_twilio_voice_needs_a_caller_number_and_receipts_a_public_url():
+    config = {"BACKENDS": {"default": {
+        "BACKEND": "sms_service.backends.twilio.TwilioBackend",
+        "OPTIONS": {"ACCOUNT_SID": "AC" + "0" * 32, "AUTH_TOKEN": "t",
+                    "MESSAGING_SERVICE_SID": "MG" + "0" * 32},
+    }}}
+    with override_settings(SMS_SERVICE=config):
+        ids = [error.id for error in check_settings()]
+    assert "sms_service.E008" in ids and "sms_service.W002" in ids

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils.translation import gettext_lazy as _
 
-from ..models import App, Message, MessageEvent, TestNumber
+from ..models import App, Message, MessageEvent, MessageStatus, TestNumber
+from ..services import stats
 
 
 class TestNumberInline(admin.TabularInline):
@@ -76,3 +79,44 @@ class MessageAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    def get_urls(self):
+        dashboard = self.admin_site.admin_view(self.dashboard_view)
+        return [path("dashboard/", dashboard, name="sms_service_dashboard"), *super().get_urls()]
+
+    def dashboard_view(self, request):
+        """Figures and a daily chart of the message log (view permission required)."""
+        from django.core.exceptions import PermissionDenied
+
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        apps = list(App.objects.only("pk", "name"))
+        selected = next((a for a in apps if str(a.pk) == request.GET.get("app")), None)
+        days = 14
+        data = stats.summary(app=selected, days=days)
+        width, height = 720, 220
+        slot = width / days
+        rate = data.delivery_rate
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("SMS dashboard"),
+            "apps": apps,
+            "selected_app": selected,
+            "days": days,
+            "figures": [
+                (_("Messages"), data.total),
+                (_("Delivered"), data.delivered),
+                (_("Awaiting receipt / in flight"), data.pending),
+                (_("Delivery failed"), data.undelivered),
+                (_("Call failed (not billed)"), data.failed),
+                (_("Delivery rate"), f"{rate:.1%}" if rate is not None else "–"),
+                (_("Cost"), data.cost),
+            ],
+            "bars": stats.bar_chart(data.days, width=width, height=height),
+            "chart_width": width,
+            "chart_height": height,
+            "day_labels": [{"x": round(i * slot + slot / 2, 1), "text": f"{d.day:%m-%d}"}
+                           for i, d in enumerate(data.days)],
+            "legend": [(MessageStatus(s).label, c) for s, c in stats.STATUS_COLOURS.items()],
+        }
+        return TemplateResponse(request, "sms_service/admin/dashboard.html", context)
