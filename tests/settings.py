@@ -64,7 +64,9 @@ if os.environ.get("CACHE_URL", "").startswith("redis"):
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": os.environ["CACHE_URL"],
-            "KEY_PREFIX": f"sms-tests-{os.getpid()}",
+            # Server processes started by a test share the test's prefix (and so
+            # its rate-limit counters) through SMS_TEST_CACHE_PREFIX.
+            "KEY_PREFIX": os.environ.get("SMS_TEST_CACHE_PREFIX", f"sms-tests-{os.getpid()}"),
         }
     }
 else:
