@@ -8,3 +8,5 @@ urlpatterns = [
     path("captcha/", include("captcha.urls")),
     path("", include("sms_service.urls")),
 ]
+
+handler500 = "sms_service.api.views.server_error"

@@ -125,3 +125,24 @@ def test_openapi_schema_documents_the_api(client):
     docs = client.get("/sms_service/docs")
     assert docs.status_code == 200
     assert b"redoc" in docs.content.lower()
+
+
+@pytest.mark.django_db
+def test_errors_outside_the_views_are_json_under_1_1(client, settings):
+    # A failing middleware: Django calls handler500, which answers JSON for the API.
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "tests.test_api_wire.ExplodingMiddleware"]
+    client.raise_request_exception = False
+    response = client.post("/1.1/requestSmsCode", data="{}", content_type="application/json")
+    assert response.status_code == 500
+    assert response.json() == {"code": 1, "error": "Internal server error. No information available."}
+    page = client.get("/admin/login/")
+    assert page.status_code == 500
+    assert not page["Content-Type"].startswith("application/json")
+
+
+class ExplodingMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        raise RuntimeError("middleware failure")

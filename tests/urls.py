@@ -5,3 +5,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("sms_service.urls")),
 ]
+
+handler500 = "sms_service.api.views.server_error"

@@ -11,3 +11,21 @@ from .exceptions import json_error
 def not_found(request: HttpRequest) -> JsonResponse:
     """Unknown paths under /1.1/ answer JSON, never Django's HTML page."""
     return json_error(NotFoundError())
+
+
+def server_error(request: HttpRequest, *args, **kwargs):
+    """``handler500`` for host projects: JSON under /1.1/, Django's page elsewhere.
+
+    Errors inside the API views are already JSON; this covers failures outside
+    them (middleware, URL resolution), which would otherwise crash the SDKs on an
+    HTML page.
+    """
+    from django.views import defaults
+
+    from ..exceptions import SmsServiceError
+
+    if "/1.1/" in request.path or request.path.endswith("/1.1"):
+        error = SmsServiceError()
+        error.http_status = 500
+        return json_error(error)
+    return defaults.server_error(request, *args, **kwargs)
