@@ -19,3 +19,15 @@ code_verified = Signal()
 
 #: A wrong code was submitted. Args: app, phone, purpose, attempts, dead.
 code_rejected = Signal()
+
+#: A signature or template version was submitted for review (new, edited or
+#: resubmitted). sender: Signature or TemplateVersion. Args: item, app.
+content_submitted = Signal()
+
+#: A reviewer approved a signature or template version. Args: item, app, reviewer
+#: (None for system approvals such as the demo seed).
+content_approved = Signal()
+
+#: A reviewer rejected a signature or template version. Args: item, app, reviewer,
+#: reason.
+content_rejected = Signal()

@@ -1,14 +1,25 @@
-"""Signatures and templates with their review workflow (R-SIG, R-TPL)."""
+"""Signatures and templates with their review workflow (R-SIG, R-TPL).
+
+Rows are created and reviewed through :mod:`sms_service.services.content`; the
+models hold the data, the per-row validation shown in admin forms and the guard
+that keeps a submitted template version immutable.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .app import App
 from .messages import MessageKind
+
+#: Custom permission that lets a staff user approve and reject content.
+REVIEW_PERMISSION = "sms_service.review_content"
 
 
 class ReviewStatus(models.TextChoices):
@@ -25,6 +36,14 @@ class Reviewable(models.Model):
         default=ReviewStatus.PENDING,
     )
     rejection_reason = models.TextField(_("rejection reason"), blank=True)
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("submitted by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     reviewed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("reviewed by"),
@@ -39,21 +58,71 @@ class Reviewable(models.Model):
     class Meta:
         abstract = True
 
+    @property
+    def is_approved(self) -> bool:
+        return self.status == ReviewStatus.APPROVED
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == ReviewStatus.PENDING
+
+
+class SignatureQuerySet(models.QuerySet):
+    def approved(self) -> SignatureQuerySet:
+        return self.filter(status=ReviewStatus.APPROVED)
+
+    def pending(self) -> SignatureQuerySet:
+        return self.filter(status=ReviewStatus.PENDING)
+
 
 class Signature(Reviewable):
     """``name`` is what callers pass as ``sign``; ``text`` is shown as 【text】."""
 
+    class Source(models.TextChoices):
+        # Seed 004: a signature must name the app, the company, a brand or a site.
+        APP = "app", _("App name")
+        COMPANY = "company", _("Company (short name)")
+        BRAND = "brand", _("Brand")
+        WEBSITE = "website", _("Website")
+
     app = models.ForeignKey(
         App, verbose_name=_("app"), on_delete=models.CASCADE, related_name="signatures"
     )
-    name = models.CharField(_("name"), max_length=64)
-    text = models.CharField(_("text"), max_length=32)
-    is_default = models.BooleanField(_("default"), default=False)
+    name = models.CharField(
+        _("name"),
+        max_length=64,
+        help_text=_('The identifier API callers pass as "sign", e.g. sign_BuyBuyBuy.'),
+    )
+    text = models.CharField(
+        _("text"),
+        max_length=32,
+        help_text=_(
+            "Shown as 【text】 at the start of every message: letters and digits "
+            "only, without the 【】 brackets."
+        ),
+    )
+    source = models.CharField(
+        _("what it names"), max_length=10, choices=Source.choices, blank=True
+    )
+    proof = models.FileField(
+        _("proof document"),
+        upload_to="sms_service/signature-proofs/%Y/%m/",
+        blank=True,
+        help_text=_("Trademark, business licence or site registration, for reviewers."),
+    )
+    is_default = models.BooleanField(
+        _("default"),
+        default=False,
+        help_text=_("Used when a request names no signature. Exactly one per app."),
+    )
+
+    objects = SignatureQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("signature")
         verbose_name_plural = _("signatures")
-        ordering = ["app", "created_at"]
+        ordering = ["app", "created_at", "pk"]
+        permissions = [("review_content", _("Can review signatures and templates"))]
         constraints = [
             models.UniqueConstraint(fields=["app", "name"], name="sms_signature_name_unique"),
             models.UniqueConstraint(
@@ -62,21 +131,69 @@ class Signature(Reviewable):
                 name="sms_signature_one_default",
             ),
         ]
+        indexes = [models.Index(fields=["status", "created_at"], name="sms_sig_status")]
 
     def __str__(self) -> str:
         return f"{self.name} 【{self.text}】"
 
+    @classmethod
+    def from_db(cls, db: str | None, field_names: Any, values: Any) -> Signature:
+        instance = super().from_db(db, field_names, values)
+        # Remember the reviewed text: changing it sends the signature back to review.
+        instance._loaded_text = instance.__dict__.get("text")
+        return instance
+
+    @property
+    def text_changed(self) -> bool:
+        """True for a new row or when ``text`` differs from what was loaded."""
+        return self._state.adding or getattr(self, "_loaded_text", None) != self.text
+
+    def clean(self) -> None:
+        from sms_service.conf import app_settings
+        from sms_service.services import lint
+
+        errors: dict[str, list[str]] = {}
+        name_error = lint.signature_name_error(self.name or "")
+        if name_error:
+            errors["name"] = [name_error]
+        if self.app_id is not None and self.text:
+            app = self.app
+            findings = lint.lint_signature_text(
+                self.text, enforce_carrier_rules=app.enforce_carrier_signature_rules
+            )
+            text_errors = [f.message for f in findings if f.is_error]
+            if text_errors:
+                errors["text"] = text_errors
+            limit = app_settings.MAX_SIGNATURES_PER_APP
+            others = Signature.objects.filter(app_id=self.app_id).exclude(pk=self.pk)
+            if self._state.adding and others.count() >= limit:
+                errors.setdefault("__all__", []).append(
+                    _(
+                        "An app can have at most %(limit)d signatures, rejected ones "
+                        "included. Delete one first."
+                    )
+                    % {"limit": limit}
+                )
+        if errors:
+            raise ValidationError(errors)
+
 
 class Template(models.Model):
-    """A named template; its text lives in immutable :class:`TemplateVersion` rows."""
+    """A named template; its text lives in immutable :class:`TemplateVersion` rows.
+
+    The newest approved version serves; a newer pending version waits for review
+    without interrupting it (R-TPL-8).
+    """
 
     app = models.ForeignKey(
         App, verbose_name=_("app"), on_delete=models.CASCADE, related_name="templates"
     )
-    name = models.CharField(_("name"), max_length=64)
-    kind = models.CharField(
-        _("type"), max_length=16, choices=MessageKind.choices
+    name = models.CharField(
+        _("name"),
+        max_length=64,
+        help_text=_('The identifier API callers pass as "template", e.g. Order_Notice.'),
     )
+    kind = models.CharField(_("type"), max_length=16, choices=MessageKind.choices)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
 
     class Meta:
@@ -90,8 +207,45 @@ class Template(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        from sms_service.services import lint
+
+        error = lint.template_name_error(self.name or "")
+        if error:
+            raise ValidationError({"name": [error]})
+
+    @property
+    def live_version(self) -> TemplateVersion | None:
+        """The version that sends: the newest approved one."""
+        return (
+            self.versions.filter(status=ReviewStatus.APPROVED).order_by("-number").first()
+        )
+
+    @property
+    def latest_version(self) -> TemplateVersion | None:
+        return self.versions.order_by("-number").first()
+
+    @property
+    def has_approved_version(self) -> bool:
+        return self.pk is not None and self.versions.filter(
+            status=ReviewStatus.APPROVED
+        ).exists()
+
+
+class TemplateVersionQuerySet(models.QuerySet):
+    def pending(self) -> TemplateVersionQuerySet:
+        return self.filter(status=ReviewStatus.PENDING)
+
+    def approved(self) -> TemplateVersionQuerySet:
+        return self.filter(status=ReviewStatus.APPROVED)
+
 
 class TemplateVersion(Reviewable):
+    """One submitted text of a template. Immutable once saved: edits are new rows."""
+
+    #: Fields that may never change after submission (only the review fields do).
+    FROZEN_FIELDS = ("template_id", "number", "body", "signature_id")
+
     template = models.ForeignKey(
         Template,
         verbose_name=_("template"),
@@ -107,6 +261,8 @@ class TemplateVersion(Reviewable):
         related_name="template_versions",
     )
 
+    objects = TemplateVersionQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("template version")
         verbose_name_plural = _("template versions")
@@ -116,6 +272,27 @@ class TemplateVersion(Reviewable):
                 fields=["template", "number"], name="sms_template_version_unique"
             )
         ]
+        indexes = [models.Index(fields=["status", "created_at"], name="sms_tplv_status")]
 
     def __str__(self) -> str:
         return f"{self.template.name} v{self.number}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        frozen = getattr(self, "_frozen", None)
+        if not self._state.adding and frozen:
+            changed = [f for f, v in frozen.items() if getattr(self, f) != v]
+            if changed:
+                raise ValueError(
+                    f"Template versions are immutable once submitted (changed: "
+                    f"{', '.join(changed)}); submit a new version instead."
+                )
+        super().save(*args, **kwargs)
+        self._frozen = {f: getattr(self, f) for f in self.FROZEN_FIELDS}
+
+    @classmethod
+    def from_db(cls, db: str | None, field_names: Any, values: Any) -> TemplateVersion:
+        instance = super().from_db(db, field_names, values)
+        instance._frozen = {
+            f: instance.__dict__[f] for f in cls.FROZEN_FIELDS if f in instance.__dict__
+        }
+        return instance

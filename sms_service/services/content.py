@@ -1,21 +1,43 @@
-"""Signatures and templates as the sending pipeline sees them (R-SIG, R-TPL).
+"""Signatures and templates: submission, review, resolution and rendering.
 
-Placeholder interface: the content issue implements review, lint and rendering.
+* Authors submit signatures and template versions; both start ``pending``
+  (R-SIG-2, R-TPL-2). Editing an approved template adds a new pending version
+  while the approved one keeps serving (R-TPL-8).
+* Reviewers (permission ``sms_service.review_content``) approve or reject with
+  a reason; the app owner gets an email and the ``content_*`` signals fire.
+* The sending pipeline calls :func:`resolve_content` and :func:`render_message`.
 """
 
 from __future__ import annotations
 
+import logging
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files import File
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from .. import signals, templating
 from ..exceptions import (
     InvalidSignatureError,
     SignatureNotVerifiedError,
     TemplateNotFoundError,
     TemplateNotVerifiedError,
 )
-from ..models import App, Signature, TemplateVersion
-from ..models.content import ReviewStatus
+from ..models import App, MessageKind, Signature, Template, TemplateVersion
+from ..models.content import REVIEW_PERMISSION, ReviewStatus
+
+logger = logging.getLogger(__name__)
+
+Reviewable = Signature | TemplateVersion
 
 
 @dataclass(frozen=True)
@@ -25,37 +47,56 @@ class ResolvedContent:
     kind: str  # MessageKind value
 
 
+# --- Sending: resolve and render --------------------------------------------------
+
+
 def resolve_content(
     *, app: App, template_name: str | None, sign_name: str | None
 ) -> ResolvedContent:
     """The approved template version and signature to send with.
 
-    604 unknown template, 605 template without an approved version or no approved
-    default signature, 600 unknown or unapproved named signature.
+    604 unknown template; 605 template without an approved version, marketing
+    template on an app without a company name, or no approved signature to use
+    (the default one, or the template's own); 600 unknown or unapproved named
+    signature. A named signature overrides the template's only when approved.
     """
-    signature = _resolve_signature(app=app, sign_name=sign_name)
+    named = _named_signature(app=app, sign_name=sign_name) if sign_name else None
     if not template_name:
-        return ResolvedContent(signature=signature, version=None, kind="verification")
+        signature = named or _default_signature(app=app)
+        return ResolvedContent(
+            signature=signature, version=None, kind=MessageKind.VERIFICATION
+        )
     template = app.templates.filter(name=template_name).first()
     if template is None:
         raise TemplateNotFoundError()
     version = (
-        template.versions.filter(status=ReviewStatus.APPROVED).order_by("-number").first()
+        template.versions.approved()
+        .select_related("signature")
+        .order_by("-number")
+        .first()
     )
     if version is None:
         raise TemplateNotVerifiedError()
-    if not sign_name:
-        signature = version.signature
+    version.template = template  # already loaded; saves a query when rendering
+    if template.kind == MessageKind.MARKETING and not app.company_name.strip():
+        raise TemplateNotVerifiedError(
+            "Marketing messages need a company name on the app."
+        )
+    signature = named or version.signature
+    if signature.status != ReviewStatus.APPROVED:
+        raise SignatureNotVerifiedError()
     return ResolvedContent(signature=signature, version=version, kind=template.kind)
 
 
-def _resolve_signature(*, app: App, sign_name: str | None) -> Signature:
-    if sign_name:
-        signature = app.signatures.filter(name=sign_name).first()
-        if signature is None or signature.status != ReviewStatus.APPROVED:
-            raise InvalidSignatureError()
-        return signature
-    signature = app.signatures.filter(is_default=True, status=ReviewStatus.APPROVED).first()
+def _named_signature(*, app: App, sign_name: str) -> Signature:
+    signature = app.signatures.filter(name=sign_name).first()
+    if signature is None or signature.status != ReviewStatus.APPROVED:
+        raise InvalidSignatureError()
+    return signature
+
+
+def _default_signature(*, app: App) -> Signature:
+    signature = app.signatures.approved().filter(is_default=True).first()
     if signature is None:
         raise SignatureNotVerifiedError()
     return signature
@@ -64,18 +105,447 @@ def _resolve_signature(*, app: App, sign_name: str | None) -> Signature:
 def render_message(
     *, content: ResolvedContent, variables: dict[str, Any], system: dict[str, Any]
 ) -> str:
-    """Final text: 【signature】 + rendered body (+ 回复TD退订 for marketing)."""
-    import pybars
+    """Final text: 【signature】 + rendered body (+ 回复TD退订 for marketing).
 
-    from ..exceptions import TemplateRenderError
+    System variables win over caller variables (R-TPL-4); caller values with
+    【 or 】 raise InvalidParameterError (R-TPL-5); a missing variable or any
+    render failure raises TemplateRenderError (606).
+    """
+    version = content.version
+    if version is None or content.signature is None:
+        raise ValueError("render_message needs a template version and a signature")
+    body = templating.render_body(
+        version.body, variables=variables, system=system, key=version.pk
+    )
+    return templating.compose(
+        signature_text=content.signature.text,
+        body=body,
+        marketing=content.kind == MessageKind.MARKETING,
+    )
 
-    assert content.version is not None
-    context = {**variables, **system}
+
+# --- Signatures -------------------------------------------------------------------
+
+
+def submit_signature(
+    *, signature: Signature, submitted_by: AbstractBaseUser | None = None
+) -> Signature:
+    """Save a new or edited signature, sending it to review when its text changed.
+
+    Validates R-SIG-3/4 and the per-app limit (ValidationError). The app's first
+    signature becomes its default.
+    """
+    with transaction.atomic():
+        # Serialises signature changes per app: the count limit and the single
+        # default cannot be raced by two concurrent submissions.
+        App.objects.select_for_update().filter(pk=signature.app_id).first()
+        signature.full_clean()
+        # A new text needs a new review; saving a rejected signature resubmits it.
+        resubmitted = signature.text_changed or signature.status == ReviewStatus.REJECTED
+        if signature._state.adding:
+            signature.is_default = not Signature.objects.filter(
+                app_id=signature.app_id
+            ).exists()
+        if resubmitted:
+            _reset_review(signature, submitted_by)
+        signature.save()
+        signature._loaded_text = signature.text
+    if resubmitted:
+        _send_submitted(signature)
+    return signature
+
+
+def create_signature(
+    *,
+    app: App,
+    name: str,
+    text: str,
+    source: str = "",
+    proof: File | None = None,
+    submitted_by: AbstractBaseUser | None = None,
+) -> Signature:
+    """Create a pending signature (see :func:`submit_signature`)."""
+    signature = Signature(app=app, name=name, text=text, source=source)
+    if proof is not None:
+        signature.proof = proof
+    return submit_signature(signature=signature, submitted_by=submitted_by)
+
+
+def set_default_signature(*, signature: Signature) -> Signature:
+    """Make ``signature`` its app's only default."""
+    with transaction.atomic():
+        # Unset first: the partial unique constraint allows one default per app.
+        Signature.objects.filter(app_id=signature.app_id, is_default=True).exclude(
+            pk=signature.pk
+        ).update(is_default=False)
+        Signature.objects.filter(pk=signature.pk).update(is_default=True)
+    signature.is_default = True
+    return signature
+
+
+def delete_signature(*, signature: Signature) -> None:
+    """Delete a signature; the oldest remaining one inherits the default flag.
+
+    Raises ProtectedError while template versions or messages use it.
+    """
+    with transaction.atomic():
+        App.objects.select_for_update().filter(pk=signature.app_id).first()
+        was_default = signature.is_default
+        app_id = signature.app_id
+        signature.delete()
+        if was_default:
+            remaining = Signature.objects.filter(app_id=app_id).order_by("created_at", "pk")
+            heir = remaining.approved().first() or remaining.first()
+            if heir is not None:
+                set_default_signature(signature=heir)
+
+
+# --- Templates --------------------------------------------------------------------
+
+
+def save_template(
+    *,
+    template: Template,
+    body: str,
+    signature: Signature,
+    submitted_by: AbstractBaseUser | None = None,
+) -> TemplateVersion:
+    """Save a new or edited template and submit ``body``/``signature`` as needed.
+
+    Returns the version that is now pending (or the unchanged latest one).
+    """
+    with transaction.atomic():
+        template.full_clean()
+        if (
+            template.pk
+            and template.has_approved_version
+            and Template.objects.filter(pk=template.pk)
+            .exclude(kind=template.kind)
+            .exists()
+        ):
+            raise ValidationError(
+                {"kind": _("The type of an approved template cannot change.")}
+            )
+        template.save()
+        return submit_template_version(
+            template=template, body=body, signature=signature, submitted_by=submitted_by
+        )
+
+
+def create_template(
+    *,
+    app: App,
+    name: str,
+    kind: str,
+    body: str,
+    signature: Signature,
+    submitted_by: AbstractBaseUser | None = None,
+) -> Template:
+    """Create a template with its first (pending) version."""
+    template = Template(app=app, name=name, kind=kind)
+    save_template(template=template, body=body, signature=signature,
+                  submitted_by=submitted_by)
+    return template
+
+
+def submit_template_version(
+    *,
+    template: Template,
+    body: str,
+    signature: Signature,
+    submitted_by: AbstractBaseUser | None = None,
+) -> TemplateVersion:
+    """Add a pending version, unless it repeats the newest pending/approved one.
+
+    Earlier pending versions are withdrawn (rejected with a note): only the
+    newest text waits for review. Raises ValidationError for bad Handlebars, a
+    signature of another app or a rejected signature.
+    """
+    _validate_version_input(template=template, body=body, signature=signature)
+    with transaction.atomic():
+        Template.objects.select_for_update().filter(pk=template.pk).first()
+        latest = (
+            template.versions.exclude(status=ReviewStatus.REJECTED)
+            .order_by("-number")
+            .first()
+        )
+        if latest and latest.body == body and latest.signature_id == signature.pk:
+            return latest
+        number = (template.versions.aggregate(n=Max("number"))["n"] or 0) + 1
+        template.versions.pending().update(
+            status=ReviewStatus.REJECTED,
+            rejection_reason=_("Withdrawn: replaced by version %d before review.")
+            % number,
+            reviewed_at=timezone.now(),
+        )
+        version = TemplateVersion.objects.create(
+            template=template,
+            number=number,
+            body=body,
+            signature=signature,
+            submitted_by=submitted_by,
+        )
+    _send_submitted(version)
+    return version
+
+
+def _validate_version_input(*, template: Template, body: str, signature: Signature) -> None:
+    errors: dict[str, list[str]] = {}
+    if not body.strip():
+        errors["body"] = [_("The body is empty.")]
+    else:
+        try:
+            templating.compile_template(body)
+        except templating.TemplateSyntaxError as exc:
+            errors["body"] = [_("Not valid Handlebars: %s") % exc]
+    if signature.app_id != template.app_id:
+        errors["signature"] = [_("The signature belongs to another app.")]
+    elif signature.status == ReviewStatus.REJECTED:
+        errors["signature"] = [_("The signature was rejected; choose another one.")]
+    if errors:
+        raise ValidationError(errors)
+
+
+# --- Review -----------------------------------------------------------------------
+
+
+def can_review(user: AbstractBaseUser | None) -> bool:
+    """Whether ``user`` may approve and reject content."""
+    return bool(user and user.is_active and user.has_perm(REVIEW_PERMISSION))
+
+
+def approve(*, item: Reviewable, reviewer: AbstractBaseUser | None) -> Reviewable:
+    """Approve a pending signature or template version.
+
+    ``reviewer`` None is a system approval (demo seed). A template version
+    needs an approved signature first. Raises ValidationError or PermissionDenied.
+    """
+    _check_reviewer(reviewer)
+    with transaction.atomic():
+        locked = _lock_pending(item)
+        if isinstance(locked, TemplateVersion) and not locked.signature.is_approved:
+            raise ValidationError(
+                _("Approve the signature 【%s】 before this template.")
+                % locked.signature.text
+            )
+        _decide(locked, ReviewStatus.APPROVED, reviewer, reason="")
+        _notify_owner_on_commit(locked)
+    _copy_review(locked, item)
+    signals.content_approved.send_robust(
+        sender=type(item), item=item, app=_app_of(item), reviewer=reviewer
+    )
+    return item
+
+
+def reject(
+    *, item: Reviewable, reviewer: AbstractBaseUser | None, reason: str
+) -> Reviewable:
+    """Reject a pending signature or template version; ``reason`` is required."""
+    _check_reviewer(reviewer)
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": _("Give the author a reason for the rejection.")})
+    with transaction.atomic():
+        locked = _lock_pending(item)
+        _decide(locked, ReviewStatus.REJECTED, reviewer, reason=reason)
+        _notify_owner_on_commit(locked)
+    _copy_review(locked, item)
+    signals.content_rejected.send_robust(
+        sender=type(item), item=item, app=_app_of(item), reviewer=reviewer, reason=reason
+    )
+    return item
+
+
+def _check_reviewer(reviewer: AbstractBaseUser | None) -> None:
+    if reviewer is not None and not can_review(reviewer):
+        raise PermissionDenied(_("You are not allowed to review signatures and templates."))
+
+
+def _lock_pending(item: Reviewable) -> Reviewable:
+    queryset = type(item).objects.select_for_update()
+    locked = queryset.filter(pk=item.pk).first()
+    if locked is None:
+        raise ValidationError(_("It no longer exists."))
+    if locked.status != ReviewStatus.PENDING:
+        raise ValidationError(
+            _("%(item)s was already %(status)s.")
+            % {"item": locked, "status": locked.get_status_display().lower()}
+        )
+    return locked
+
+
+def _decide(item: Reviewable, status: str, reviewer: Any, *, reason: str) -> None:
+    item.status = status
+    item.rejection_reason = reason
+    item.reviewed_by = reviewer
+    item.reviewed_at = timezone.now()
+    item.save(update_fields=["status", "rejection_reason", "reviewed_by", "reviewed_at"])
+
+
+def _copy_review(source: Reviewable, target: Reviewable) -> None:
+    for field in ("status", "rejection_reason", "reviewed_by_id", "reviewed_at"):
+        setattr(target, field, getattr(source, field))
+
+
+def _reset_review(item: Reviewable, submitted_by: Any) -> None:
+    item.status = ReviewStatus.PENDING
+    item.rejection_reason = ""
+    item.reviewed_by = None
+    item.reviewed_at = None
+    item.submitted_by = submitted_by
+    item.created_at = timezone.now()
+
+
+def _app_of(item: Reviewable) -> App:
+    return item.app if isinstance(item, Signature) else item.template.app
+
+
+def _send_submitted(item: Reviewable) -> None:
+    signals.content_submitted.send_robust(sender=type(item), item=item, app=_app_of(item))
+
+
+@dataclass(frozen=True)
+class ReviewQueue:
+    signatures: list[Signature]
+    versions: list[TemplateVersion]
+
+    def __len__(self) -> int:
+        return len(self.signatures) + len(self.versions)
+
+
+def review_queue(*, app: App | None = None) -> ReviewQueue:
+    """Everything waiting for a reviewer, oldest first."""
+    signatures = Signature.objects.pending().select_related("app", "submitted_by")
+    versions = TemplateVersion.objects.pending().select_related(
+        "template__app", "signature", "submitted_by"
+    )
+    if app is not None:
+        signatures = signatures.filter(app=app)
+        versions = versions.filter(template__app=app)
+    return ReviewQueue(
+        signatures=list(signatures.order_by("created_at", "pk")),
+        versions=list(versions.order_by("created_at", "pk")),
+    )
+
+
+# --- Owner notification -----------------------------------------------------------
+
+
+def owner_email(app: App) -> str:
+    """Where review decisions go: ``App.owner_email``, else the owner's email."""
+    if app.owner_email:
+        return app.owner_email
+    return getattr(app.owner, "email", "") if app.owner_id else ""
+
+
+def _notify_owner_on_commit(item: Reviewable) -> None:
+    # After commit: a rolled-back decision must not be announced.
+    transaction.on_commit(lambda: notify_owner(item=item))
+
+
+def notify_owner(*, item: Reviewable) -> bool:
+    """Email the app owner about a review decision. Returns whether one was sent."""
+    app = _app_of(item)
+    recipient = owner_email(app)
+    if not recipient:
+        return False
+    subject, body = _decision_text(item, app)
     try:
-        body = pybars.Compiler().compile(content.version.body)(context)
-    except Exception as exc:
-        raise TemplateRenderError() from exc
-    text = f"【{content.signature.text}】{body}"
-    if content.kind == "marketing":
-        text += "回复TD退订"
-    return text
+        send_mail(subject, body, None, [recipient])
+    except Exception:
+        # The decision stands even when mail is down; the admin shows it anyway.
+        logger.exception("Could not email the review decision for %r", item)
+        return False
+    return True
+
+
+def _decision_text(item: Reviewable, app: App) -> tuple[str, str]:
+    if isinstance(item, Signature):
+        what = _("Signature %(name)s 【%(text)s】") % {"name": item.name, "text": item.text}
+    else:
+        what = _("Template %(name)s version %(number)d") % {
+            "name": item.template.name,
+            "number": item.number,
+        }
+    if item.is_approved:
+        subject = _("[%(app)s] %(what)s approved") % {"app": app.name, "what": what}
+        body = _("%(what)s of app %(app)s was approved and can be used now.")
+    else:
+        subject = _("[%(app)s] %(what)s rejected") % {"app": app.name, "what": what}
+        body = _("%(what)s of app %(app)s was rejected.\n\nReason: %(reason)s")
+    return subject, body % {"what": what, "app": app.name, "reason": item.rejection_reason}
+
+
+# --- Demo content -----------------------------------------------------------------
+
+#: (name, type, body) of the demo templates, in the style of the seed documents.
+DEMO_TEMPLATES: tuple[tuple[str, str, str], ...] = (
+    (
+        "Register_Code",
+        MessageKind.VERIFICATION,
+        "欢迎注册{{name}}应用！请使用验证码 {{code}} 来完成注册。"
+        "该验证码将在{{ttl}}分钟后失效，请尽快使用。",
+    ),
+    ("Register_Notice", MessageKind.NOTIFICATION, "Thanks for joining {{name}}."),
+    (
+        "Order_Notice",
+        MessageKind.NOTIFICATION,
+        "Your package for the order {{order_id}} will be delivered by the end of today.",
+    ),
+    (
+        "Spring_Sale",
+        MessageKind.MARKETING,
+        "{{name}}新款春装已经上市！详情请登录 www.example.com 查询门店，凭短信可享 9 折优惠。",
+    ),
+)
+
+
+def seed_demo_content(app: App) -> Signature:
+    """Give ``app`` an approved default signature and approved demo templates.
+
+    Idempotent: existing rows with the demo names are reused and approved.
+    Returns the default signature. Marketing sends still need
+    ``app.company_name`` (R-TPL-7).
+    """
+    signature = _demo_signature(app)
+    for name, kind, body in DEMO_TEMPLATES:
+        template = app.templates.filter(name=name).first()
+        if template is None:
+            template = Template(app=app, name=name, kind=kind)
+        version = save_template(template=template, body=body, signature=signature)
+        if version.is_pending:
+            approve(item=version, reviewer=None)
+    return signature
+
+
+def _demo_signature(app: App) -> Signature:
+    default = app.signatures.filter(is_default=True).first()
+    if default is not None and default.is_approved:
+        return default
+    text = _demo_signature_text(app.name)
+    signature = app.signatures.filter(text=text).exclude(
+        status=ReviewStatus.REJECTED
+    ).first() or create_signature(
+        app=app, name=text, text=text, source=Signature.Source.APP
+    )
+    if signature.is_pending:
+        approve(item=signature, reviewer=None)
+    set_default_signature(signature=signature)
+    return signature
+
+
+def _demo_signature_text(app_name: str) -> str:
+    from ..conf import app_settings
+
+    text = re.sub(r"[\W_]", "", app_name)[: app_settings.SIGNATURE_MAX_LENGTH]
+    return text if len(text) >= app_settings.SIGNATURE_MIN_LENGTH else "Demo"
+
+
+def pending_count(*, apps: Iterable[App] | None = None) -> int:
+    """How many signatures and template versions wait for review."""
+    signatures = Signature.objects.pending()
+    versions = TemplateVersion.objects.pending()
+    if apps is not None:
+        signatures = signatures.filter(app__in=apps)
+        versions = versions.filter(template__app__in=apps)
+    return signatures.count() + versions.count()
