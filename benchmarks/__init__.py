@@ -1,0 +1,1 @@
+"""Benchmark scripts and their support modules (not part of the package)."""
