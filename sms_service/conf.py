@@ -81,6 +81,9 @@ DEFAULTS: dict[str, Any] = {
     # Unit price per channel for regions without a Price row in the admin, as a
     # decimal string. Zero keeps a fresh install (and the demo) free.
     "DEFAULT_UNIT_PRICES": {"sms": "0", "voice": "0"},
+    # Price rows are cached this long in the default cache (every send looks one
+    # up); saving a price in the admin drops its cache entry. 0: no caching.
+    "PRICE_CACHE_SECONDS": 60,
     # A message still awaiting its receipt (accepted / unknown) this many seconds
     # after its last status change is settled by OVERDUE_POLICY: "charge" (LeanCloud
     # bills messages awaiting a receipt) or "release".
@@ -94,6 +97,27 @@ DEFAULTS: dict[str, Any] = {
     # retried by the reconcile task for this long, then left for the admin.
     "UNMATCHED_RECEIPT_RETRY_SECONDS": 24 * 3600,
     # --- end of billing block ------------------------------------------------------
+    # --- Signatures and templates (R-SIG, R-TPL, issue 3) -----------------------
+    # Signature text length bounds and the per-app count (rejected signatures
+    # included). The word lists feed the pre-review lint; they are matched as
+    # case-insensitive substrings, so list simplified and traditional forms.
+    # MARKETING_WORDS flag notification and verification templates; BANNED_WORDS
+    # flag every template (seed 004).
+    "SIGNATURE_MIN_LENGTH": 2,
+    "SIGNATURE_MAX_LENGTH": 12,
+    "MAX_SIGNATURES_PER_APP": 3,
+    "MARKETING_WORDS": [
+        "打折", "降价", "降價", "仅售", "僅售", "低至", "特价", "特價",
+        "促销", "促銷", "秒杀", "秒殺", "清仓", "清倉", "抽奖", "抽獎",
+        "折扣", "限时抢购", "限時搶購",
+    ],
+    "BANNED_WORDS": [
+        "房源", "借贷", "借貸", "贷款", "貸款", "网贷", "網貸", "套现", "套現",
+        "博彩",
+    ],
+    # Compiled Handlebars templates kept in memory per process (LRU entries).
+    "TEMPLATE_CACHE_SIZE": 512,
+    # --- end of content block -----------------------------------------------------
 }
 
 #: Settings holding dotted paths, imported on access.

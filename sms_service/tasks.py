@@ -25,3 +25,30 @@ def deliver_message(self, message_id: int) -> str:
 def redispatch_stuck_messages() -> dict[str, int]:
     """Periodic: re-send rows a broker outage left in ``queued``."""
     return outbox.redispatch_stuck()
+
+
+# --- Billing and delivery receipts (issue 5) -------------------------------------
+
+
+@shared_task(ignore_result=True)
+def poll_delivery_statuses() -> dict[str, int]:
+    """Periodic: ask providers without webhooks about messages awaiting a receipt."""
+    from .services import receipts
+
+    return receipts.poll_statuses()
+
+
+@shared_task(ignore_result=True)
+def reconcile_unmatched_receipts() -> dict[str, int]:
+    """Periodic: apply receipts that arrived before their provider id was stored."""
+    from .services import receipts
+
+    return receipts.reconcile_unmatched()
+
+
+@shared_task(ignore_result=True)
+def settle_overdue_messages() -> dict[str, int]:
+    """Periodic: settle messages with no receipt in time (OVERDUE_POLICY)."""
+    from .services import billing
+
+    return billing.settle_overdue()

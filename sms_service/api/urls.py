@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.urls import re_path
 
-from . import sms, views
+from . import sms, status, views
 
 
 def lc(route: str, view, name: str):
@@ -15,6 +15,8 @@ def lc(route: str, view, name: str):
 urlpatterns = [
     lc("requestSmsCode", sms.RequestSmsCodeView.as_view(), "request-sms-code"),
     lc(r"verifySmsCode/(?P<code>[^/]*)", sms.VerifySmsCodeView.as_view(), "verify-sms-code"),
+    # Message status query (issue 5; not in LeanCloud's API).
+    lc("sms/messages", status.MessageListView.as_view(), "sms-messages"),
 ]
 
 #: Appended last by sms_service.urls: JSON 404 for anything else under /1.1/.

@@ -1,6 +1,7 @@
 from .app import App, TestNumber
+from .billing import LedgerEntry, LedgerKind, Price, UnmatchedReceipt  # issue 5
 from .codes import CodePurpose, CodeStatus, VerificationCode
-from .content import Signature, Template, TemplateVersion
+from .content import ReviewStatus, Signature, Template, TemplateVersion
 from .messages import (
     FINAL_STATUSES,
     Channel,
@@ -17,14 +18,19 @@ __all__ = [
     "CodePurpose",
     "CodeStatus",
     "FINAL_STATUSES",
+    "LedgerEntry",
+    "LedgerKind",
     "Message",
     "MessageEvent",
     "MessageKind",
     "MessageStatus",
+    "Price",
+    "ReviewStatus",
     "Signature",
     "Template",
     "TemplateVersion",
     "TestNumber",
+    "UnmatchedReceipt",
     "VerificationCode",
     "mask_phone",
 ]

@@ -70,6 +70,35 @@ class App(models.Model):
         help_text=_("Changes only through the ledger (top-ups, holds, charges)."),
     )
 
+    # --- Billing (issue 5; owned by the billing module, see models/billing.py) ----
+    daily_spend_cap = models.DecimalField(
+        _("daily spend cap"),
+        max_digits=16,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        help_text=_("Most the app may spend per day; sends beyond it fail (154)."),
+    )
+    spent_today = models.DecimalField(
+        _("spent on spend day"), max_digits=16, decimal_places=4, default=0, editable=False
+    )
+    spend_day = models.DateField(_("spend day"), null=True, blank=True, editable=False)
+    balance_alert_threshold = models.DecimalField(
+        _("balance alert threshold"),
+        max_digits=16,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        help_text=_("Email the owner once when the balance falls below this."),
+    )
+    balance_alert_sent_at = models.DateTimeField(
+        _("balance alert sent"),
+        null=True,
+        blank=True,
+        help_text=_("Cleared by a top-up that lifts the balance above the threshold."),
+    )
+    # --- end of billing block -------------------------------------------------
+
     # Security: service switches.
     sms_enabled = models.BooleanField(
         _("SMS service"), default=True, help_text=_("Off: every SMS request fails (119).")

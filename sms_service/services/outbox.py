@@ -177,8 +177,11 @@ def _handle_success(message: Message, provider: str, result: SendResult) -> None
         # Record acceptance first so billing sees the same path as a receipt.
         transition(message, S.ACCEPTED, description=f"accepted by {provider}", **fields)
         transition(message, S.DELIVERED, description=f"{provider} reports delivered")
-    else:
-        transition(message, S.ACCEPTED, description=f"accepted by {provider}", **fields)
+    elif transition(message, S.ACCEPTED, description=f"accepted by {provider}", **fields):
+        # Receipts the provider posted before the id above was stored (issue 5).
+        from .receipts import apply_held_receipts
+
+        apply_held_receipts(message=message)
 
 
 def _handle_temporary(message: Message, exc: ProviderTemporaryError) -> bool:

@@ -1,11 +1,37 @@
-"""Delivery receipts: the callback URL handed to providers and report handling."""
+"""Delivery receipts: the callback URL handed to providers, receipts from webhooks
+and status polls, and receipts that arrive before their message is known.
+
+Every report goes through :func:`outbox.apply_report`, whose conditional status
+UPDATE makes replays and out-of-order receipts harmless; billing settles in the
+same transaction (:func:`billing.on_status_change`).
+
+A receipt can beat the worker's own database update (the provider posts it
+while the worker is still between "provider accepted" and "provider id stored").
+Such receipts are kept as :class:`UnmatchedReceipt` rows and applied when the id
+is stored (:func:`apply_held_receipts`, called by the outbox) or by the periodic
+:func:`reconcile_unmatched` for the remaining race window.
+"""
 
 from __future__ import annotations
 
-from django.urls import reverse
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
+from django.urls import reverse
+from django.utils import timezone
+
+from ..backends import get_backend
+from ..backends.base import BaseSmsBackend, DeliveryReport
 from ..conf import app_settings
-from ..models import Message
+from ..exceptions import ProviderError, SmsServiceConfigurationError
+from ..models import Message, MessageStatus, UnmatchedReceipt
+from . import outbox
+
+logger = logging.getLogger(__name__)
+
+S = MessageStatus
 
 
 def status_callback_url(message: Message) -> str:
@@ -13,4 +39,158 @@ def status_callback_url(message: Message) -> str:
     base = app_settings.PUBLIC_BASE_URL.rstrip("/")
     if not base:
         return ""
-    return base + reverse("sms_service:delivery-receipt", kwargs={"alias": message.backend})
+    return base + reverse(
+        "sms_service:delivery-receipt", kwargs={"alias": message.backend}
+    )
+
+
+@dataclass(frozen=True)
+class ReceiptOutcome:
+    applied: int = 0
+    unmatched: int = 0
+
+
+def apply_reports(
+    *, reports: list[DeliveryReport], backend: BaseSmsBackend
+) -> ReceiptOutcome:
+    """Apply reports from ``backend``; unknown ids are kept, never an error."""
+    applied = unmatched = 0
+    for report in reports:
+        if not report.provider_message_id:
+            continue
+        if outbox.apply_report(report, provider=backend.provider_name) is None:
+            _keep_unmatched(report, backend=backend)
+            unmatched += 1
+        else:
+            applied += 1
+    return ReceiptOutcome(applied=applied, unmatched=unmatched)
+
+
+def _keep_unmatched(
+    report: DeliveryReport, *, backend: BaseSmsBackend
+) -> UnmatchedReceipt:
+    return UnmatchedReceipt.objects.create(
+        backend=backend.alias[:32],
+        provider=backend.provider_name[:32],
+        provider_message_id=report.provider_message_id[:128],
+        status=report.status[:16],
+        error_code=(report.error_code or "")[:64],
+        error_message=report.error_message or "",
+        raw=outbox._jsonable(report.raw),
+    )
+
+
+def apply_held_receipts(*, message: Message) -> int:
+    """Apply receipts that arrived before ``message``'s provider id was stored.
+
+    Each kept receipt is claimed with a conditional UPDATE, so concurrent callers
+    (the worker and the reconcile task) apply it once.
+    """
+    if not message.provider_message_id:
+        return 0
+    waiting = UnmatchedReceipt.objects.filter(
+        provider=message.provider,
+        provider_message_id=message.provider_message_id,
+        matched_at__isnull=True,
+    ).order_by("received_at", "pk")
+    applied = 0
+    for receipt in waiting:
+        claimed = UnmatchedReceipt.objects.filter(
+            pk=receipt.pk, matched_at__isnull=True
+        )
+        if not claimed.update(matched_at=timezone.now(), message=message):
+            continue
+        outbox.apply_report(_as_report(receipt), provider=receipt.provider)
+        applied += 1
+    return applied
+
+
+def _as_report(receipt: UnmatchedReceipt) -> DeliveryReport:
+    return DeliveryReport(
+        provider_message_id=receipt.provider_message_id,
+        status=receipt.status,
+        error_code=receipt.error_code,
+        error_message=receipt.error_message,
+        raw=receipt.raw,
+    )
+
+
+def reconcile_unmatched(
+    *, now: datetime | None = None, limit: int = 1000
+) -> dict[str, int]:
+    """Periodic: apply kept receipts whose message now has its provider id."""
+    now = now or timezone.now()
+    since = now - timedelta(seconds=app_settings.UNMATCHED_RECEIPT_RETRY_SECONDS)
+    open_ids = (
+        UnmatchedReceipt.objects.filter(matched_at__isnull=True, received_at__gte=since)
+        .values_list("provider", "provider_message_id")
+        .distinct()[:limit]
+    )
+    applied = 0
+    for provider, provider_message_id in open_ids:
+        message = (
+            Message.objects.select_related("app")
+            .filter(provider=provider, provider_message_id=provider_message_id)
+            .first()
+        )
+        if message is not None:
+            applied += apply_held_receipts(message=message)
+    return {"applied": applied}
+
+
+def poll_statuses(*, now: datetime | None = None) -> dict[str, int]:
+    """Periodic: ask providers that support it about messages still awaiting a
+    receipt. Only messages younger than the overdue deadline are polled, so rows
+    settled by policy are not asked about forever."""
+    now = now or timezone.now()
+    newest = now - timedelta(seconds=app_settings.POLL_AFTER_SECONDS)
+    oldest = now - timedelta(seconds=app_settings.SETTLE_AFTER_SECONDS)
+    waiting = Message.objects.filter(
+        status__in=(S.ACCEPTED, S.UNKNOWN),
+        updated_at__lt=newest,
+        updated_at__gte=oldest,
+    ).exclude(provider_message_id="")
+    polled = changed = 0
+    for alias in waiting.values_list("backend", flat=True).distinct().order_by():
+        backend = _pollable_backend(alias)
+        if backend is None:
+            continue
+        rows = (
+            waiting.filter(backend=alias).select_related("app").order_by("updated_at")
+        )
+        for message in rows[: app_settings.POLL_BATCH_SIZE]:
+            polled += 1
+            changed += _poll_one(backend, message)
+    return {"polled": polled, "changed": changed}
+
+
+def _pollable_backend(alias: str) -> BaseSmsBackend | None:
+    try:
+        backend = get_backend(alias)
+    except SmsServiceConfigurationError:
+        logger.warning("status poll: backend alias %r is no longer configured", alias)
+        return None
+    # Backends that keep the base class's poll_status cannot tell anything.
+    if type(backend).poll_status is BaseSmsBackend.poll_status:
+        return None
+    return backend
+
+
+def _poll_one(backend: BaseSmsBackend, message: Message) -> int:
+    try:
+        report = backend.poll_status(message.provider_message_id)
+    except ProviderError as exc:
+        logger.warning("status poll failed for message %s: %s", message.pk, exc)
+        return 0
+    if report is None:
+        return 0
+    before = message.status
+    updated = outbox.apply_report(report, provider=message.provider)
+    return int(updated is not None and updated.status != before)
+
+
+def receipt_summary(outcome: ReceiptOutcome) -> dict[str, Any]:
+    return {
+        "received": outcome.applied + outcome.unmatched,
+        "unmatched": outcome.unmatched,
+    }

@@ -37,6 +37,29 @@ class Command(BaseCommand):
 
     def add_extra_actions(self, sub) -> None:
         """Hook for more sub-commands (billing adds ``topup``)."""
+        # --- billing (issue 5) ---
+        topup = sub.add_parser("topup", help="add money to an app's balance (audited)")
+        topup.add_argument("app_id")
+        topup.add_argument("amount", help="a decimal amount, e.g. 100 or 12.50")
+        topup.add_argument("--reason", required=True, help="kept in the ledger")
+        topup.add_argument("--idempotency-key", default="",
+                           help="repeat-safe: a second run with the same key adds nothing")
+
+    def do_topup(self, *, app_id, amount, reason, idempotency_key, **_):
+        import getpass
+
+        from sms_service.exceptions import SmsServiceError
+        from sms_service.services import billing
+
+        app = self.get_app(app_id)
+        try:
+            # No Django user runs a command: name the OS account in the audit trail.
+            billing.top_up(app=app, amount=amount, actor=None,
+                           reason=f"{reason} [manage.py by {getpass.getuser()}]",
+                           idempotency_key=idempotency_key)
+        except SmsServiceError as exc:
+            raise CommandError(exc.message) from exc
+        return app
 
     def handle(self, *args, action: str, **options):
         try:
