@@ -21,6 +21,8 @@ from corsheaders.defaults import default_headers
 from sms_service.cors import LEANCLOUD_HEADERS
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# Demo database, uploads and static files live in var/ (git-ignored).
+(BASE_DIR / "var").mkdir(exist_ok=True)
 env = os.environ.get
 
 SECRET_KEY = env("DJANGO_SECRET_KEY", "example-project-insecure-key-change-me")
@@ -105,6 +107,18 @@ CELERY_BEAT_SCHEDULE = {
     "sms-redispatch-stuck": {
         "task": "sms_service.tasks.redispatch_stuck_messages",
         "schedule": timedelta(minutes=1),
+    },
+    "sms-poll-delivery-statuses": {
+        "task": "sms_service.tasks.poll_delivery_statuses",
+        "schedule": timedelta(minutes=5),
+    },
+    "sms-reconcile-unmatched-receipts": {
+        "task": "sms_service.tasks.reconcile_unmatched_receipts",
+        "schedule": timedelta(minutes=5),
+    },
+    "sms-settle-overdue": {
+        "task": "sms_service.tasks.settle_overdue_messages",
+        "schedule": timedelta(hours=1),
     },
 }
 

@@ -2,10 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests import celery_app  # noqa: F401  (makes the suite's Celery app current)
-
 from sms_service.backends import locmem
 from sms_service.models import App
+from tests import celery_app  # noqa: F401  (makes the suite's Celery app current)
 
 
 @pytest.fixture(autouse=True)

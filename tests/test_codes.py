@@ -185,23 +185,27 @@ needs_postgres = pytest.mark.skipif(
 @pytest.mark.django_db(transaction=True)
 def test_R_CODE_2_concurrent_correct_submissions_exactly_one_wins(app):
     for _ in range(5):
-        issued = issue(app)
-        barrier = threading.Barrier(10)
-        results: list[str] = []
+        assert _race_one_code(app, submitters=10) == ["603"] * 9 + ["ok"]
 
-        def submit():
-            try:
-                barrier.wait()
-                check(app, issued.code)
-                results.append("ok")
-            except InvalidCodeError:
-                results.append("603")
-            finally:
-                connections.close_all()
 
-        threads = [threading.Thread(target=submit) for _ in range(10)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert sorted(results) == ["603"] * 9 + ["ok"]
+def _race_one_code(app, *, submitters: int) -> list[str]:
+    issued = issue(app)
+    barrier = threading.Barrier(submitters)
+    results: list[str] = []
+
+    def submit():
+        try:
+            barrier.wait()
+            check(app, issued.code)
+            results.append("ok")
+        except InvalidCodeError:
+            results.append("603")
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=submit) for _ in range(submitters)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(results)

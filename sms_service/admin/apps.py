@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from ..models import App, Message, MessageEvent, MessageStatus, TestNumber
@@ -20,10 +21,13 @@ class TestNumberInline(admin.TabularInline):
 class AppAdmin(admin.ModelAdmin):
     list_display = ["name", "app_id", "sms_enabled", "allow_international", "balance"]
     search_fields = ["name", "app_id", "company_name"]
-    readonly_fields = ["app_id", "app_key", "master_key", "balance", "created_at", "updated_at"]
+    readonly_fields = ["app_id", "app_key", "master_key", "balance", "books_link",
+                       "balance_alert_sent_at", "created_at", "updated_at"]
     inlines = [TestNumberInline]
     fieldsets = [
-        (None, {"fields": ["name", "company_name", "owner", "owner_email", "balance"]}),
+        (None, {"fields": ["name", "company_name", "owner", "owner_email"]}),
+        (_("Billing"), {"fields": ["balance", "books_link", "daily_spend_cap",
+                                   "balance_alert_threshold", "balance_alert_sent_at"]}),
         (_("Keys"), {"fields": ["app_id", "app_key", "master_key"]}),
         (_("Security"), {"fields": ["sms_enabled", "captcha_enabled"]}),
         (_("SMS settings"), {"fields": [
@@ -36,6 +40,15 @@ class AppAdmin(admin.ModelAdmin):
         ]}),
         (_("History"), {"fields": ["created_at", "updated_at"]}),
     ]
+
+
+    @admin.display(description=_("books"))
+    def books_link(self, obj: App) -> str:
+        if not obj.pk:
+            return "–"
+        url = reverse("admin:sms_service_ledgerentry_app_billing", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url,
+                           _("Ledger, holds, bill per day and per template; top up"))
 
 
 class MessageEventInline(admin.TabularInline):

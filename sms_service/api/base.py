@@ -13,7 +13,11 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from ..conf import app_settings
-from ..exceptions import InvalidParameterError, MalformedJsonError, MasterKeyRequiredError
+from ..exceptions import (
+    InvalidParameterError,
+    MalformedJsonError,
+    MasterKeyRequiredError,
+)
 from ..models import App
 from .authentication import AppCredentials, LeanCloudAuthentication
 from .exceptions import exception_handler

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import secrets
+from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
+from django.test.utils import override_settings
 
-from sms_service.models import App
-from sms_service.services import apps, content
+from sms_service.models import App, Price
+from sms_service.services import apps, billing, content
 
 DEMO_APP_NAME = "Demo"
 
@@ -24,8 +26,11 @@ class Command(BaseCommand):
         if app is None:
             app = apps.create_app(name=DEMO_APP_NAME, company_name="Demo Company Ltd",
                                   owner_email="owner@example.com")
-        content.seed_demo_content(app)
+        # The seed approves its own content: no decision emails to the demo owner.
+        with override_settings(EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend"):
+            content.seed_demo_content(app)
         self._seed_billing(app)
+        app.refresh_from_db()
         password = secrets.token_urlsafe(9)
         user_model = get_user_model()
         user = user_model.objects.filter(username=admin_username).first()
@@ -39,9 +44,10 @@ class Command(BaseCommand):
         out(f"  App id:      {app.app_id}")
         out(f"  App key:     {app.app_key}")
         out(f"  Master key:  {app.master_key}")
+        out(f"  Balance:     {app.balance} (CN SMS 0.05 per message)")
         out(f"  Admin:       http://127.0.0.1:8000/admin/  user {admin_username!r}  "
             f"password {password!r}")
-        out(f"  API docs:    http://127.0.0.1:8000/sms_service/docs")
+        out("  API docs:    http://127.0.0.1:8000/sms_service/docs")
         out("  Try it:\n"
             f"    curl -X POST http://127.0.0.1:8000/1.1/requestSmsCode \\\n"
             f"      -H 'X-LC-Id: {app.app_id}' -H 'X-LC-Key: {app.app_key}' \\\n"
@@ -49,4 +55,9 @@ class Command(BaseCommand):
             "  Messages are printed below by the console backend.")
 
     def _seed_billing(self, app: App) -> None:
-        """Give the demo app credit so sends are not refused for balance."""
+        """Mainland prices and 100 of credit, so the demo shows billing at work."""
+        for channel, price in (("sms", "0.05"), ("voice", "0.10")):
+            Price.objects.get_or_create(region="CN", channel=channel,
+                                        defaults={"unit_price": Decimal(price)})
+        billing.top_up(app=app, amount="100", reason="demo credit",
+                       idempotency_key="demo-credit")
