@@ -116,6 +116,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "sms_service.tasks.reconcile_unmatched_receipts",
         "schedule": timedelta(minutes=5),
     },
+    "sms-expire-codes": {
+        "task": "sms_service.tasks.expire_verification_codes",
+        "schedule": timedelta(minutes=10),
+    },
     "sms-settle-overdue": {
         "task": "sms_service.tasks.settle_overdue_messages",
         "schedule": timedelta(hours=1),

@@ -52,3 +52,11 @@ def settle_overdue_messages() -> dict[str, int]:
     from .services import billing
 
     return billing.settle_overdue()
+
+
+@shared_task(ignore_result=True)
+def expire_verification_codes() -> int:
+    """Periodic: mark codes past their expiry ``expired``."""
+    from .services import codes
+
+    return codes.expire_codes()

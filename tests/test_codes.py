@@ -159,12 +159,33 @@ class TestCodeOnlyLookup:
         row = codes.verify_code_only(app=app, purpose=CodePurpose.VERIFY_PHONE, code=issued.code)
         assert row.phone == PHONE
 
-    def test_active_codes_are_unique_within_app_and_purpose(self, app, monkeypatch):
+    def test_a_code_live_for_another_number_is_drawn_again(self, lc, signature, outbox,
+                                                           monkeypatch):
         draws = iter(["111111", "111111", "222222"])
         monkeypatch.setattr(codes, "generate_code", lambda: next(draws))
+        for phone in ("18612345678", "18612345679"):
+            assert lc.post("/1.1/requestSmsCode", {"mobilePhoneNumber": phone}).json() == {}
+        assert [m.body[-30:].count("111111") for m in outbox] == [1, 0]
+        assert "222222" in outbox[1].body
+        assert VerificationCode.objects.filter(status=CodeStatus.ACTIVE).count() == 2
+
+    def test_an_expired_code_gives_way_to_the_same_draw(self, app, monkeypatch):
+        monkeypatch.setattr(codes, "generate_code", lambda: "111111")
         first = issue(app, purpose=CodePurpose.VERIFY_PHONE)
+        VerificationCode.objects.filter(pk=first.row.pk).update(
+            expires_at=timezone.now() - timedelta(seconds=1)
+        )
         second = issue(app, phone=OTHER, purpose=CodePurpose.VERIFY_PHONE)
-        assert (first.code, second.code) == ("111111", "222222")
+        assert second.code == "111111"
+        assert VerificationCode.objects.get(pk=first.row.pk).status == CodeStatus.EXPIRED
+
+    def test_periodic_expiry_retires_old_codes(self, app):
+        issued = issue(app)
+        VerificationCode.objects.filter(pk=issued.row.pk).update(
+            expires_at=timezone.now() - timedelta(seconds=1)
+        )
+        assert codes.expire_codes() == 1
+        assert VerificationCode.objects.get().status == CodeStatus.EXPIRED
 
     def test_lookups_are_rate_limited(self, app):
         from sms_service.exceptions import TooManyRequestsError

@@ -30,18 +30,6 @@ _TRANSACTION_CONTROL = re.compile(r"^\s*(SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO
 
 pytestmark = pytest.mark.django_db
 
-#: requestSmsCode today: 8 data statements (app, default signature, test number,
-#: price, rate-limit lookup, supersede old codes, insert code, insert message)
-#: plus two savepoint pairs (the request's atomic() and the one around the code
-#: INSERT in codes.issue_code) = 12. A priced message adds the balance UPDATE
-#: and the ledger INSERT.
-REQUEST_OVER_BUDGET = pytest.mark.xfail(
-    strict=True,
-    reason="requestSmsCode makes 12 queries (8 data statements + 2 savepoint pairs); "
-    "budget 8 - reported to the lead, services not restructured here",
-)
-
-
 def _post(client, lc, path: str, body: dict):
     return client.post(path, data=json.dumps(body),
                        content_type="application/json;charset=utf-8", **lc.headers())
@@ -75,39 +63,48 @@ def priced(app):
 # --- requestSmsCode -----------------------------------------------------------------
 
 
-@REQUEST_OVER_BUDGET
 def test_request_sms_code_queries(client, lc, signature, django_assert_max_num_queries,
                                   django_capture_on_commit_callbacks):
-    _request(client, lc, "+8613800138100", django_capture_on_commit_callbacks,
-             django_assert_max_num_queries, MAX_QUERIES)
+    """App (with its default signature), supersede, code, message: 4 + the
+    transaction pair. The price lookup is cached across requests."""
+    lc.post("/1.1/requestSmsCode", {"mobilePhoneNumber": "+8613800138197"})  # warm the price
+    captured = _request(client, lc, "+8613800138100", django_capture_on_commit_callbacks,
+                        django_assert_max_num_queries, MAX_QUERIES)
+    assert len(_data_statements(captured)) == 4, _data_statements(captured)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a billed requestSmsCode makes 14 queries (10 data statements: + balance "
-    "UPDATE and ledger INSERT; + 2 savepoint pairs); budget 8 - reported to the lead",
-)
 def test_request_sms_code_queries_billed(client, lc, signature, priced,
                                          django_assert_max_num_queries,
                                          django_capture_on_commit_callbacks):
-    _request(client, lc, "+8613800138101", django_capture_on_commit_callbacks,
-             django_assert_max_num_queries, MAX_QUERIES)
+    """Billing adds the balance UPDATE and the ledger INSERT (the price is cached)."""
+    lc.post("/1.1/requestSmsCode", {"mobilePhoneNumber": "+8613800138199"})  # warm the price
+    captured = _request(client, lc, "+8613800138101", django_capture_on_commit_callbacks,
+                        django_assert_max_num_queries, MAX_QUERIES)
+    assert len(_data_statements(captured)) == 6, _data_statements(captured)
 
 
-def test_request_sms_code_data_statements(client, lc, signature, django_assert_max_num_queries,
-                                          django_capture_on_commit_callbacks):
-    """Regression guard on today's numbers (see REQUEST_OVER_BUDGET)."""
-    captured = _request(client, lc, "+8613800138102", django_capture_on_commit_callbacks,
-                        django_assert_max_num_queries, 12, ttl=5, name="Shop", op="login")
-    assert len(_data_statements(captured)) <= MAX_QUERIES, _data_statements(captured)
+def test_template_message_queries(client, lc, app, signature, priced,
+                                  django_assert_max_num_queries,
+                                  django_capture_on_commit_callbacks):
+    from sms_service.services import content
+
+    content.seed_demo_content(app)
+    lc.post("/1.1/requestSmsCode", {"mobilePhoneNumber": "+8613800138198"})  # warm the price
+    _request(client, lc, "+8613800138104", django_capture_on_commit_callbacks,
+             django_assert_max_num_queries, MAX_QUERIES, template="Order_Notice",
+             order_id="7623432424540")
 
 
-def test_request_sms_code_data_statements_billed(client, lc, signature, priced,
-                                                 django_assert_max_num_queries,
-                                                 django_capture_on_commit_callbacks):
-    captured = _request(client, lc, "+8613800138103", django_capture_on_commit_callbacks,
-                        django_assert_max_num_queries, 14)
-    assert len(_data_statements(captured)) <= MAX_QUERIES + 2, _data_statements(captured)
+def test_test_number_lookup_only_when_the_app_has_some(client, lc, app, signature,
+                                                       django_assert_max_num_queries,
+                                                       django_capture_on_commit_callbacks):
+    from sms_service.models import TestNumber
+
+    TestNumber.objects.create(app=app, phone="+8613800138999", code="123456")
+    lc.post("/1.1/requestSmsCode", {"mobilePhoneNumber": "+8613800138196"})  # warm the price
+    captured = _request(client, lc, "+8613800138105", django_capture_on_commit_callbacks,
+                        django_assert_max_num_queries, MAX_QUERIES)
+    assert len(_data_statements(captured)) == 5, _data_statements(captured)
 
 
 # --- verifySmsCode ------------------------------------------------------------------

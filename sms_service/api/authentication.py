@@ -79,7 +79,7 @@ class LeanCloudAuthentication(BaseAuthentication):
         signature = _header(request, "sign")
         if not app_id or not (key or signature):
             raise UnauthorizedError()
-        app = App.objects.filter(app_id=app_id).first()
+        app = App.objects.for_api().filter(app_id=app_id).first()
         if app is None:
             raise UnauthorizedError()
         is_master = check_sign_header(app, signature) if signature else check_key_header(app, key)

@@ -27,6 +27,22 @@ class AppQuerySet(models.QuerySet):
     def by_app_id(self, app_id: str) -> App | None:
         return self.filter(app_id=app_id).first()
 
+    def for_api(self) -> AppQuerySet:
+        """Apps with what every send needs, in the authentication query itself:
+        the approved default signature (``default_signature_pk`` / ``_text`` /
+        ``_name``) and whether any test numbers exist (``has_test_numbers``)."""
+        from .content import ReviewStatus, Signature
+
+        default = Signature.objects.filter(
+            app=models.OuterRef("pk"), is_default=True, status=ReviewStatus.APPROVED
+        )
+        return self.annotate(
+            default_signature_pk=models.Subquery(default.values("pk")[:1]),
+            default_signature_text=models.Subquery(default.values("text")[:1]),
+            default_signature_name=models.Subquery(default.values("name")[:1]),
+            has_test_numbers=models.Exists(TestNumber.objects.filter(app=models.OuterRef("pk"))),
+        )
+
 
 class App(models.Model):
     """A tenant. Everything else belongs to exactly one App (R-APP-1)."""

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
-from django.db.models import Case, F, Value, When
+from django.db import IntegrityError
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from .. import signals
@@ -32,6 +32,8 @@ class IssuedCode:
 
 def fixed_code_for(app: App, phone: str) -> str | None:
     """The fixed code of a test number, or None (R-CODE-8)."""
+    if getattr(app, "has_test_numbers", True) is False:
+        return None  # known from the app's own query: no lookup needed
     return TestNumber.objects.filter(app=app, phone=phone).values_list("code", flat=True).first()
 
 
@@ -46,41 +48,59 @@ def issue_code(
 ) -> IssuedCode:
     """Create a code for (app, phone, purpose), superseding earlier ones (R-CODE-6).
 
-    Runs inside the caller's transaction. The code is unique among the active
-    codes of (app, purpose), so a code-only lookup finds one row (R-CODE-9).
+    Runs inside the caller's transaction, in two statements. The code is unique
+    among the active codes of (app, purpose) so that a code-only lookup finds one
+    row (R-CODE-9): the UPDATE also retires expired rows that still hold the same
+    lookup, and a clash with a live code of another number (about one draw in
+    10^6 / active codes) raises :class:`CodeCollisionError`; the caller retries
+    its transaction with a new draw.
     """
     now = timezone.now()
+    code = fixed_code or generate_code()
+    # A fixed code is shared knowledge: bind its lookup to the number so it never
+    # collides with (or is found instead of) a real code.
+    lookup = code_lookup(
+        app_id=app.app_id, purpose=purpose, code=code, salt=phone if fixed_code else ""
+    )
     VerificationCode.objects.filter(
-        app=app, phone=phone, purpose=purpose, status=CodeStatus.ACTIVE
-    ).update(status=CodeStatus.SUPERSEDED)
-    for attempt in range(20):
-        code = fixed_code or generate_code()
-        # A fixed code is shared knowledge: bind its lookup to the number so it
-        # never collides with (or is found instead of) a real code.
-        lookup = code_lookup(
-            app_id=app.app_id, purpose=purpose, code=code, salt=phone if fixed_code else ""
+        Q(phone=phone) | Q(lookup=lookup, expires_at__lte=now),
+        app=app, purpose=purpose, status=CodeStatus.ACTIVE,
+    ).update(
+        status=Case(
+            When(phone=phone, then=Value(CodeStatus.SUPERSEDED)),
+            default=Value(CodeStatus.EXPIRED),
         )
-        if attempt:
-            # An expired code may still hold this lookup: retire it first.
-            VerificationCode.objects.filter(
-                app=app, purpose=purpose, lookup=lookup, status=CodeStatus.ACTIVE,
-                expires_at__lte=now,
-            ).update(status=CodeStatus.EXPIRED)
-        try:
-            with transaction.atomic():
-                row = VerificationCode.objects.create(
-                    app=app,
-                    phone=phone,
-                    purpose=purpose,
-                    digest=code_digest(app_id=app.app_id, phone=phone, purpose=purpose, code=code),
-                    lookup=lookup,
-                    expires_at=now + timedelta(minutes=ttl_minutes),
-                    data=data or {},
-                )
-        except IntegrityError:
-            continue  # the same code is active for another number: draw again
-        return IssuedCode(code=code, row=row, is_test=fixed_code is not None)
-    raise RuntimeError("could not draw a unique verification code")  # pragma: no cover
+    )
+    try:
+        row = VerificationCode.objects.create(
+            app=app,
+            phone=phone,
+            purpose=purpose,
+            digest=code_digest(app_id=app.app_id, phone=phone, purpose=purpose, code=code),
+            lookup=lookup,
+            expires_at=now + timedelta(minutes=ttl_minutes),
+            data=data or {},
+        )
+    except IntegrityError as exc:
+        raise CodeCollisionError() from exc
+    return IssuedCode(code=code, row=row, is_test=fixed_code is not None)
+
+
+class CodeCollisionError(Exception):
+    """The drawn code is live for another number; draw again in a new transaction."""
+
+
+def expire_codes(*, now=None, limit: int = 10000) -> int:
+    """Mark codes past their expiry ``expired`` (periodic hygiene: keeps the set of
+    active codes, and so code-only lookups and collisions, small)."""
+    now = now or timezone.now()
+    ids = list(
+        VerificationCode.objects.filter(status=CodeStatus.ACTIVE, expires_at__lte=now)
+        .values_list("pk", flat=True)[:limit]
+    )
+    return VerificationCode.objects.filter(pk__in=ids, status=CodeStatus.ACTIVE).update(
+        status=CodeStatus.EXPIRED
+    )
 
 
 def verify_code(*, app: App, phone: str, purpose: str, code: object) -> VerificationCode:

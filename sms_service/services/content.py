@@ -66,18 +66,19 @@ def resolve_content(
         return ResolvedContent(
             signature=signature, version=None, kind=MessageKind.VERIFICATION
         )
-    template = app.templates.filter(name=template_name).first()
-    if template is None:
-        raise TemplateNotFoundError()
+    # One query on the success path; a second only to tell 604 from 605.
     version = (
-        template.versions.approved()
-        .select_related("signature")
+        TemplateVersion.objects.approved()
+        .filter(template__app=app, template__name=template_name)
+        .select_related("template", "signature")
         .order_by("-number")
         .first()
     )
     if version is None:
+        if not app.templates.filter(name=template_name).exists():
+            raise TemplateNotFoundError()
         raise TemplateNotVerifiedError()
-    version.template = template  # already loaded; saves a query when rendering
+    template = version.template
     if template.kind == MessageKind.MARKETING and not app.company_name.strip():
         raise TemplateNotVerifiedError(
             "Marketing messages need a company name on the app."
@@ -96,6 +97,15 @@ def _named_signature(*, app: App, sign_name: str) -> Signature:
 
 
 def _default_signature(*, app: App) -> Signature:
+    if hasattr(app, "default_signature_pk"):
+        # Loaded with the app by App.objects.for_api() (the API's auth query).
+        if app.default_signature_pk is None:
+            raise SignatureNotVerifiedError()
+        return Signature(
+            pk=app.default_signature_pk, app=app, name=app.default_signature_name,
+            text=app.default_signature_text, is_default=True,
+            status=ReviewStatus.APPROVED,
+        )
     signature = app.signatures.approved().filter(is_default=True).first()
     if signature is None:
         raise SignatureNotVerifiedError()

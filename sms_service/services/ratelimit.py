@@ -7,19 +7,21 @@ Two primitives, both atomic on Redis (and on the locmem cache within a process):
 * :func:`take_window` – at most ``limit`` events per fixed window
   (``cache.add`` + ``cache.incr``).
 
-Rolling 24-hour counts per signature and per voice number are read from the
-message table instead (exact, and serialised by the interval limits in front of
-them). Every refusal carries ``retry_after`` in seconds.
+* :func:`take_rolling` – at most ``limit`` events per rolling window, from a log
+  of timestamps kept under one key. A read-modify-write, so it is only used
+  behind an interval limit on the same key (one request per interval can reach
+  it): the per-signature daily limits sit behind the one-per-minute limit, the
+  voice hour and day limits behind the one-per-30-seconds limit.
+
+Every refusal carries ``retry_after`` in seconds.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from datetime import timedelta
 
 from django.core.cache import caches
-from django.utils import timezone
 
 from ..conf import app_settings
 from ..exceptions import (
@@ -29,7 +31,7 @@ from ..exceptions import (
     SmsServiceError,
     TooManyRequestsError,
 )
-from ..models import App, Message, MessageKind
+from ..models import App, MessageKind
 from ..phone import PhoneNumber
 
 _PREFIX = "sms_service:rl:"
@@ -61,20 +63,41 @@ def take_window(key: str, seconds: int, limit: int, error: type[SmsServiceError]
     full_key = f"{_PREFIX}{key}:{seconds}:{window}"
     try:
         cache = _cache()
-        cache.add(full_key, 0, timeout=seconds + 1)
-        count = cache.incr(full_key)
+        try:
+            count = cache.incr(full_key)  # one round trip once the window exists
+        except ValueError:
+            cache.add(full_key, 0, timeout=seconds + 1)
+            count = cache.incr(full_key)
     except Exception as exc:
         raise RateLimiterUnavailableError() from exc
     if count > limit:
         raise error(retry_after=max(1, math.ceil((window + 1) * seconds - now)))
 
 
-def check_rolling(
-    *, count: int, limit: int, oldest_at, seconds: int, error: type[SmsServiceError]
+def take_rolling(
+    key: str, windows: list[tuple[int, int]], error: type[SmsServiceError]
 ) -> None:
-    if count >= limit:
-        retry = (oldest_at + timedelta(seconds=seconds) - timezone.now()).total_seconds()
-        raise error(retry_after=max(1, math.ceil(retry)))
+    """Allow at most ``limit`` events per rolling ``seconds`` for every window.
+
+    Call only behind an interval limit on the same key (see the module notes).
+    """
+    now = time.time()
+    longest = max(seconds for seconds, _ in windows)
+    full_key = f"{_PREFIX}{key}:log"
+    try:
+        cache = _cache()
+        log = [t for t in (cache.get(full_key) or []) if t > now - longest]
+        for seconds, limit in windows:
+            recent = [t for t in log if t > now - seconds]
+            if len(recent) >= limit:
+                oldest = recent[-limit]
+                raise error(retry_after=max(1, math.ceil(oldest + seconds - now)))
+        log.append(now)
+        cache.set(full_key, log, timeout=longest)
+    except SmsServiceError:
+        raise
+    except Exception as exc:
+        raise RateLimiterUnavailableError() from exc
 
 
 def check_send(
@@ -104,44 +127,18 @@ def check_send(
     )
     daily = limits["signature_number_daily"].get(kind)
     if daily:
-        kinds = _daily_group(kind)
-        _check_recent(
-            Message.objects.filter(
-                app=app, phone=phone.e164, signature_id=signature_id, kind__in=kinds,
-                channel="sms",
-            ),
-            seconds=86400,
-            limit=daily,
-        )
-
-
-def _daily_group(kind: str) -> list[str]:
-    if kind == MessageKind.VERIFICATION:
-        return [MessageKind.VERIFICATION]
-    return [MessageKind.NOTIFICATION, MessageKind.MARKETING]
+        # Notification and marketing share LeanCloud's "notification" quota.
+        group = "verification" if kind == MessageKind.VERIFICATION else "notification"
+        take_rolling(f"sig:{app.pk}:{signature_id}:{phone.e164}:{group}", [(86400, daily)],
+                     SendTooFrequentError)
 
 
 def _check_voice(*, app: App, phone: PhoneNumber, limits: dict) -> None:
     windows = sorted(limits["voice"])
     first_seconds, _ = windows[0]
     take_interval(f"voice:{app.pk}:{phone.e164}", first_seconds, SendTooFrequentError)
-    voice = Message.objects.filter(app=app, phone=phone.e164, channel="voice")
-    for seconds, limit in windows[1:]:
-        _check_recent(voice, seconds=seconds, limit=limit)
-
-
-def _check_recent(queryset, *, seconds: int, limit: int) -> None:
-    since = timezone.now() - timedelta(seconds=seconds)
-    recent = list(
-        queryset.filter(created_at__gt=since)
-        .order_by("-created_at")
-        .values_list("created_at", flat=True)[:limit]
-    )
-    if len(recent) >= limit:
-        check_rolling(
-            count=len(recent), limit=limit, oldest_at=recent[-1], seconds=seconds,
-            error=SendTooFrequentError,
-        )
+    if windows[1:]:
+        take_rolling(f"voice:{app.pk}:{phone.e164}", windows[1:], SendTooFrequentError)
 
 
 def take_code_lookup(*, app: App, purpose: str) -> None:

@@ -30,6 +30,9 @@ from ..phone import PhoneNumber, parse_destination
 from . import billing, codes, content, outbox, ratelimit
 from .secrets import encrypt
 
+#: Attempts at drawing a verification code that no other number holds.
+_CODE_DRAWS = 5
+
 #: Filled by the system, never by callers (R-TPL-4).
 SYSTEM_VARIABLES = frozenset({"name", "code", "ttl", "sign", "template"})
 _VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -93,23 +96,38 @@ def request_sms(*, app: App, request: SmsRequest, is_master: bool = False) -> Me
     ratelimit.check_send(app=app, phone=phone, channel=channel, kind=resolved.kind,
                          signature_id=resolved.signature and resolved.signature.pk,
                          client_ip=request.client_ip)
+    for attempt in range(_CODE_DRAWS):
+        try:
+            message = _commit(app=app, request=request, phone=phone, channel=channel,
+                              resolved=resolved, text=text, placeholder=placeholder,
+                              quote=quote, ttl=ttl, with_code=with_code, fixed=fixed)
+            break
+        except codes.CodeCollisionError:
+            if attempt == _CODE_DRAWS - 1:
+                raise
+    if with_code:
+        signals.code_sent.send_robust(sender=Message, app=app, phone=phone.e164,
+                                      purpose=request.purpose, message=message)
+    return message
+
+
+def _commit(*, app, request, phone, channel, resolved, text, placeholder, quote, ttl,
+            with_code, fixed) -> Message:
+    """One transaction: the code, the message, the billing hold, the enqueue."""
     with transaction.atomic():
         code = ""
         if with_code:
             code = codes.issue_code(app=app, phone=phone.e164, purpose=request.purpose,
                                     ttl_minutes=ttl, fixed_code=fixed).code
         message = _create_message(app=app, phone=phone, channel=channel, resolved=resolved,
-                                  text=text, placeholder=placeholder, code=code, quote=quote, is_test=fixed is not None,
-                                  client_ip=request.client_ip)
+                                  text=text, placeholder=placeholder, code=code, quote=quote,
+                                  is_test=fixed is not None, client_ip=request.client_ip)
         if message.is_test:
             outbox.record_event(message, "test number: not sent, not billed",
                                 status=message.status)
         else:
             billing.hold(message=message)
             outbox.enqueue(message)
-    if with_code:
-        signals.code_sent.send_robust(sender=Message, app=app, phone=phone.e164,
-                                      purpose=request.purpose, message=message)
     return message
 
 
