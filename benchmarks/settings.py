@@ -71,7 +71,7 @@ DATABASES = {
 if os.environ.get("BENCH_CACHE_URL", "").startswith("redis"):
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "django_redis.cache.RedisCache",  # keeps its client: fewer round trips
             "LOCATION": os.environ["BENCH_CACHE_URL"],
             "KEY_PREFIX": os.environ.get("BENCH_CACHE_PREFIX", "sms-bench"),
         }

@@ -9,4 +9,7 @@ class SmsServiceConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
+        from . import receivers
         from .api import schema  # noqa: F401  (OpenAPI extension for the auth headers)
+
+        receivers.connect()

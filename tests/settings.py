@@ -62,7 +62,7 @@ DATABASES = {
 if os.environ.get("CACHE_URL", "").startswith("redis"):
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "django_redis.cache.RedisCache",  # keeps its client: fewer round trips
             "LOCATION": os.environ["CACHE_URL"],
             # Server processes started by a test share the test's prefix (and so
             # its rate-limit counters) through SMS_TEST_CACHE_PREFIX.

@@ -224,3 +224,22 @@ def test_a_new_send_supersedes_the_old_code(lc, signature, outbox, clock):
         if old != new:
             assert verify(lc, old).json()["code"] == 603
         assert verify(lc, new).json() == {}
+
+
+def test_switches_and_reviews_take_effect_immediately(lc, app, signature, outbox, clock):
+    """The API keeps apps in the shared cache; every save drops the entry."""
+    assert send(lc).json() == {}
+    app.sms_enabled = False
+    app.save()
+    assert lc.post(SEND, {"mobilePhoneNumber": "18612345670"}).json()["code"] == 119
+    app.sms_enabled = True
+    app.save()
+    signature.status = "rejected"
+    signature.save()
+    assert lc.post(SEND, {"mobilePhoneNumber": "18612345671"}).json()["code"] == 605
+    from sms_service.services import apps
+
+    apps.update_app(app=app, changes={"allow_international": "true"})
+    signature.status = "approved"
+    signature.save()
+    assert lc.post(SEND, {"mobilePhoneNumber": "+14155552671"}).json() == {}

@@ -16,6 +16,7 @@ from rest_framework.request import Request
 
 from ..exceptions import UnauthorizedError
 from ..models import App
+from ..services.apps import get_api_app
 
 _HEADERS = {
     "id": ("HTTP_X_LC_ID", "HTTP_X_AVOSCLOUD_APPLICATION_ID"),
@@ -79,7 +80,7 @@ class LeanCloudAuthentication(BaseAuthentication):
         signature = _header(request, "sign")
         if not app_id or not (key or signature):
             raise UnauthorizedError()
-        app = App.objects.for_api().filter(app_id=app_id).first()
+        app = get_api_app(app_id)
         if app is None:
             raise UnauthorizedError()
         is_master = check_sign_header(app, signature) if signature else check_key_header(app, key)

@@ -64,3 +64,47 @@ def describe_app(app: App) -> dict[str, Any]:
     for field in EDITABLE_FIELDS:
         data[field] = getattr(app, field)
     return data
+
+
+# --- the app as the API sees it -------------------------------------------------------
+
+#: Seconds an app's row stays in the shared cache. Saving or deleting the app, a
+#: signature or a test number drops the entry at once for every process (see
+#: forget_app), so switches still take effect immediately; the timeout only bounds
+#: the damage of a change made with QuerySet.update(), which sends no signal.
+API_APP_CACHE_SECONDS = 60
+
+
+def _api_app_key(app_id: str) -> str:
+    return f"sms_service:api-app:{app_id}"
+
+
+def get_api_app(app_id: str) -> App | None:
+    """The app with its default signature and test-number flag
+    (``App.objects.for_api()``), from the shared cache when possible: every API
+    request starts here."""
+    from django.core.cache import cache
+
+    key = _api_app_key(app_id)
+    try:
+        app = cache.get(key)
+    except Exception:  # the cache is an optimisation here, never a requirement
+        app = None
+    if app is None:
+        app = App.objects.for_api().filter(app_id=app_id).first()
+        if app is not None:
+            try:
+                cache.set(key, app, API_APP_CACHE_SECONDS)
+            except Exception:
+                pass
+    return app
+
+
+def forget_app(app_id: str) -> None:
+    """Drop the cached API view of an app (called on every relevant save/delete)."""
+    from django.core.cache import cache
+
+    try:
+        cache.delete(_api_app_key(app_id))
+    except Exception:
+        pass

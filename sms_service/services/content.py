@@ -33,6 +33,7 @@ from ..exceptions import (
     TemplateNotVerifiedError,
 )
 from ..models import App, MessageKind, Signature, Template, TemplateVersion
+from .apps import forget_app
 from ..models.content import REVIEW_PERMISSION, ReviewStatus
 
 logger = logging.getLogger(__name__)
@@ -190,6 +191,8 @@ def set_default_signature(*, signature: Signature) -> Signature:
         ).update(is_default=False)
         Signature.objects.filter(pk=signature.pk).update(is_default=True)
     signature.is_default = True
+    # update() sends no post_save: drop the API's cached view of the app here.
+    forget_app(signature.app.app_id)
     return signature
 
 
