@@ -8,8 +8,10 @@ class SmsServiceConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
-        from . import receivers
+        from . import (
+            checks,  # noqa: F401  (registers the system checks)
+            receivers,
+        )
         from .api import schema  # noqa: F401  (OpenAPI extension for the auth headers)
 
         receivers.connect()

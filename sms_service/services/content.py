@@ -33,8 +33,8 @@ from ..exceptions import (
     TemplateNotVerifiedError,
 )
 from ..models import App, MessageKind, Signature, Template, TemplateVersion
-from .apps import forget_app
 from ..models.content import REVIEW_PERMISSION, ReviewStatus
+from .apps import forget_app
 
 logger = logging.getLogger(__name__)
 
