@@ -68,6 +68,13 @@ def test_needs_the_master_key_and_valid_parameters(sent):
     assert (bad.status_code, bad.json()["code"]) == (400, 1)
     assert sent.get(URL + "?since=yesterday", master=True).status_code == 400
     assert sent.get(URL + "?mobilePhoneNumber=12", master=True).json()["code"] == 127
+    assert sent.get(URL + "?status=lost", master=True).json()["code"] == 1
+
+
+def test_filters_by_status(sent):
+    rows = sent.get(URL + "?status=delivered", master=True).json()["results"]
+    assert rows and {r["status"] for r in rows} == {"delivered"}
+    assert sent.get(URL + "?status=failed", master=True).json()["results"] == []
 
 
 def test_other_apps_messages_are_never_listed(sent):

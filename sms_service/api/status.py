@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from ..exceptions import InvalidParameterError
-from ..models import Message
+from ..models import Message, MessageStatus
 from ..phone import parse_phone
 from .base import LeanCloudView, MasterKeyOnly
 
@@ -60,7 +60,6 @@ _MESSAGES = inline_serializer(
 
 
 @extend_schema(
-    operation_id="listSmsMessages",
     parameters=[
         OpenApiParameter("mobilePhoneNumber", str, description="only this number"),
         OpenApiParameter("since", str, description="ISO date or date-time, inclusive"),
@@ -73,6 +72,9 @@ _MESSAGES = inline_serializer(
             "limit", int, description=f"1-{MAX_LIMIT}, default {DEFAULT_LIMIT}"
         ),
         OpenApiParameter("skip", int, description="rows to skip, default 0"),
+        OpenApiParameter("status", str, enum=[
+            "queued", "sending", "accepted", "delivered", "undelivered", "failed", "unknown",
+        ], description="only messages in this status"),
     ],
     responses={
         200: inline_serializer("SmsMessageList", {"results": _MESSAGES}),
@@ -85,6 +87,8 @@ _MESSAGES = inline_serializer(
 )
 class MessageListView(LeanCloudView):
     """List the app's messages, newest first (master key)."""
+
+    operation_id = "listSmsMessages"
 
     permission_classes = [MasterKeyOnly]
 
@@ -108,6 +112,12 @@ class MessageListView(LeanCloudView):
             rows = rows.filter(
                 created_at__lt=_moment(params["until"], "until", end=True)
             )
+        if params.get("status"):
+            if params["status"] not in MessageStatus.values:
+                raise InvalidParameterError(
+                    "status must be one of " + ", ".join(MessageStatus.values) + "."
+                )
+            rows = rows.filter(status=params["status"])
         return rows
 
 
