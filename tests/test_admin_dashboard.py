@@ -69,6 +69,7 @@ def test_message_log_is_read_only_and_masks_numbers(staff, app):
     listing = staff.get("/admin/sms_service/message/").content.decode()
     assert "+86186****5678" in listing and "+8618612345678" not in listing
     assert staff.get("/admin/sms_service/message/add/").status_code == 403
+    assert "/admin/sms_service/message/dashboard/" in listing  # linked from the log
 
 
 def test_app_admin_groups_settings_like_the_console(admin_client, app):

@@ -119,43 +119,34 @@ class TestBeyondLeanCloud:
         assert outbox == [] and Message.objects.count() == 0
 
 
+def _race(takers: int, take) -> int:
+    """Run ``take`` in ``takers`` threads released together; count the winners."""
+    barrier = threading.Barrier(takers)
+    won: list[bool] = []
+
+    def run():
+        barrier.wait()
+        try:
+            take()
+            won.append(True)
+        except SendTooFastError:
+            won.append(False)
+
+    threads = [threading.Thread(target=run) for _ in range(takers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return won.count(True)
+
+
 def test_interval_limit_is_atomic_across_threads(db):
     """B8: many parallel takers, one winner (Redis in CI, locmem otherwise)."""
     caches["default"].delete("sms_service:rl:atomic-test")
-    barrier = threading.Barrier(20)
-    won: list[bool] = []
-
-    def take():
-        barrier.wait()
-        try:
-            ratelimit.take_interval("atomic-test", 30, SendTooFastError)
-            won.append(True)
-        except SendTooFastError:
-            won.append(False)
-
-    threads = [threading.Thread(target=take) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert won.count(True) == 1
+    take = lambda: ratelimit.take_interval("atomic-test", 30, SendTooFastError)  # noqa: E731
+    assert _race(20, take) == 1
 
 
 def test_window_limit_is_atomic_across_threads(db):
-    barrier = threading.Barrier(40)
-    won: list[bool] = []
-
-    def take():
-        barrier.wait()
-        try:
-            ratelimit.take_window("atomic-window", 3600, 5, SendTooFastError)
-            won.append(True)
-        except SendTooFastError:
-            won.append(False)
-
-    threads = [threading.Thread(target=take) for _ in range(40)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert won.count(True) == 5
+    take = lambda: ratelimit.take_window("atomic-window", 3600, 5, SendTooFastError)  # noqa: E731
+    assert _race(40, take) == 5

@@ -75,6 +75,7 @@ class MessageAdmin(admin.ModelAdmin):
     search_fields = ["phone", "provider_message_id"]
     list_select_related = ["app"]
     date_hierarchy = "created_at"
+    change_list_template = "sms_service/admin/message_change_list.html"
     inlines = [MessageEventInline]
     exclude = ["payload", "phone"]
     readonly_fields = ["app", "masked", "region", "channel", "kind", "template_version",
@@ -128,6 +129,7 @@ class MessageAdmin(admin.ModelAdmin):
             "bars": stats.bar_chart(data.days, width=width, height=height),
             "chart_width": width,
             "chart_height": height,
+            "chart_max": max((d.total for d in data.days), default=0),
             "day_labels": [{"x": round(i * slot + slot / 2, 1), "text": f"{d.day:%m-%d}"}
                            for i, d in enumerate(data.days)],
             "legend": [(MessageStatus(s).label, c) for s, c in stats.STATUS_COLOURS.items()],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
 
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
@@ -77,7 +78,8 @@ def summary(*, app: App | None = None, days: int = 14) -> Summary:
         days=[DayCounts(day=d, by_status=table[d]) for d in sorted(table)],
         total=totals["total"], delivered=totals["delivered"], failed=totals["failed"],
         undelivered=totals["undelivered"], pending=totals["pending"],
-        cost=totals["cost"] or 0,
+        # SQLite sums decimals as floats: bring the total back to money.
+        cost=Decimal(str(totals["cost"] or 0)).quantize(Decimal("0.0001")),
     )
 
 
