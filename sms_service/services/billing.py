@@ -216,7 +216,20 @@ def on_status_change(*, message: Message, old_status: str, new_status: str) -> N
     if new_status == S.FAILED:
         settle(message=message, kind=LedgerKind.RELEASE, reason="call failed")
     elif new_status in (S.DELIVERED, S.UNDELIVERED):
-        settle(message=message, kind=LedgerKind.CHARGE, reason=new_status)
+        _charge(message=message, reason=new_status)
+
+
+def _charge(*, message: Message, reason: str) -> None:
+    """The hot-path charge: one INSERT that the ledger's constraints turn into a
+    no-op when the message was settled already (e.g. by the overdue policy). A
+    charge moves no balance, so nothing else depends on whether it inserted."""
+    if message.is_test or not message.cost or message.cost <= 0:
+        return
+    LedgerEntry.objects.bulk_create(
+        [LedgerEntry(app_id=message.app_id, kind=LedgerKind.CHARGE, amount=Decimal(0),
+                     held_change=-message.cost, message=message, reason=reason[:200])],
+        ignore_conflicts=True,
+    )
 
 
 def settle(*, message: Message, kind: str, reason: str = "") -> bool:
