@@ -1,27 +1,65 @@
 """Sending limits (R-RATE) over the shared cache, failing closed.
 
-Two primitives, both atomic on Redis (and on the locmem cache within a process):
+Three kinds of limit, each a key in the rate-limit cache
+(``SMS_SERVICE["RATE_LIMIT_CACHE"]``):
 
-* :func:`take_interval` – at most one event per ``seconds`` for a key
-  (``cache.add``, i.e. SET NX with expiry);
-* :func:`take_window` – at most ``limit`` events per fixed window
-  (``cache.add`` + ``cache.incr``).
+* interval – at most one event per ``seconds`` for a key (:func:`take_interval`);
+* window – at most ``limit`` events per fixed window of ``seconds``, windows
+  aligned to the epoch (:func:`take_window`);
+* rolling – at most ``limit`` events per rolling ``seconds``, for one or more
+  windows on the same key (:func:`take_rolling`).
 
-* :func:`take_rolling` – at most ``limit`` events per rolling window, from a log
-  of timestamps kept under one key. A read-modify-write, so it is only used
-  behind an interval limit on the same key (one request per interval can reach
-  it): the per-signature daily limits sit behind the one-per-minute limit, the
-  voice hour and day limits behind the one-per-30-seconds limit.
+:func:`check_send` applies every limit of one message, in a fixed order: per-IP
+windows, per-prefix windows, then the per-number limits (app interval, signature
+interval, per-signature rolling day; for voice its interval and rolling windows).
+The first limit that refuses decides the error (``SendTooFastError``, code 1, for
+the 10-second app/number interval; ``SendTooFrequentError``, 601, otherwise) and
+its ``retry_after`` in seconds. A cache that cannot be reached refuses the send
+(``RateLimiterUnavailableError``): no SMS goes out without a working limiter.
 
-Every refusal carries ``retry_after`` in seconds.
+Two engines share this interface.
+
+**django-redis** (``django_redis.cache.RedisCache``, except the sharded client):
+all the limits of one call run in one Lua script, so one round trip per
+:func:`check_send`, and the script is atomic on the server. It is all-or-nothing:
+every limit is checked first and only when all pass are they consumed, so **a
+refused request consumes nothing** (no window counter is bumped, no interval is
+started). Time is Redis's own (``TIME``), the same for every host. Intervals are
+keys set with an expiry (retry after = remaining TTL); windows are counters,
+``INCR`` with an expiry when created (retry after = time to the window's end);
+rolling windows are **exact sorted sets** of send times (entries older than the
+longest window dropped, retry after = the oldest counted entry + window − now).
+Keys go through ``cache.make_key`` so ``KEY_PREFIX`` and ``VERSION`` apply; the
+rolling sets use their own key suffix (``:zset``), so a switch from the generic
+engine never meets an old log of the wrong type.
+
+**Any other cache** (locmem, Django's own ``RedisCache``, memcached…) uses the
+generic engine, one cache call after the other:
+
+* interval – ``cache.add`` (SET NX with expiry), atomic;
+* window – ``cache.add`` + ``cache.incr``, atomic; a refused event still counts;
+* rolling – a list of timestamps under one key, a read-modify-write. It is only
+  used behind an interval limit on the same key (one request per interval can
+  reach it): the per-signature daily limits sit behind the one-per-minute limit,
+  the voice hour and day limits behind the one-per-30-seconds limit.
+
+The limits of one :func:`check_send` are taken one by one and a refusal stops
+there, so limits taken before it stay consumed. Time is this process's clock
+(tests move it with time_machine over a locmem cache).
 """
 
 from __future__ import annotations
 
+import json
 import math
+import threading
 import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from django.core.cache import caches
+from django.core.cache import BaseCache, caches
 
 from ..conf import app_settings
 from ..exceptions import (
@@ -36,42 +74,68 @@ from ..phone import PhoneNumber
 
 _PREFIX = "sms_service:rl:"
 
+INTERVAL = "interval"
+WINDOW = "window"
+ROLLING = "rolling"
 
-def _cache():
+
+@dataclass(frozen=True)
+class Limit:
+    """One limit to take: ``kind`` is :data:`INTERVAL`, :data:`WINDOW` or :data:`ROLLING`.
+
+    ``seconds`` is the interval or window length; ``limit`` the events per window;
+    ``windows`` the ``(seconds, limit)`` pairs of a rolling limit.
+    """
+
+    kind: str
+    key: str
+    error: type[SmsServiceError]
+    seconds: int = 0
+    limit: int = 0
+    windows: tuple[tuple[int, int], ...] = ()
+
+
+def _cache() -> BaseCache:
     return caches[app_settings.RATE_LIMIT_CACHE]
+
+
+# --- key names (shared by both engines, except the rolling log) ---------------------
+
+
+def interval_key(key: str) -> str:
+    """Cache key (before ``make_key``) of an interval limit."""
+    return _PREFIX + key
+
+
+def window_key(key: str, seconds: int) -> str:
+    """Cache key (before ``make_key``) of a window limit, without the window number.
+
+    The generic engine appends ``:<window>`` before ``make_key``; the Redis engine
+    appends it to the made key (the same name with Django's default key function).
+    """
+    return f"{_PREFIX}{key}:{seconds}"
+
+
+def rolling_key(key: str) -> str:
+    """Cache key (before ``make_key``) of a rolling limit's sorted set (Redis engine)."""
+    return f"{_PREFIX}{key}:zset"
+
+
+def _generic_log_key(key: str) -> str:
+    return f"{_PREFIX}{key}:log"
+
+
+# --- public primitives ---------------------------------------------------------------
 
 
 def take_interval(key: str, seconds: int, error: type[SmsServiceError]) -> None:
     """Allow one event per ``seconds`` for ``key``; raise ``error`` otherwise."""
-    now = time.time()
-    try:
-        cache = _cache()
-        if cache.add(_PREFIX + key, now + seconds, timeout=seconds):
-            return
-        until = cache.get(_PREFIX + key) or (now + seconds)
-    except SmsServiceError:
-        raise
-    except Exception as exc:
-        raise RateLimiterUnavailableError() from exc
-    raise error(retry_after=max(1, math.ceil(until - now)))
+    take([Limit(INTERVAL, key, error, seconds=seconds)])
 
 
 def take_window(key: str, seconds: int, limit: int, error: type[SmsServiceError]) -> None:
     """Allow ``limit`` events per fixed window of ``seconds`` for ``key``."""
-    now = time.time()
-    window = int(now // seconds)
-    full_key = f"{_PREFIX}{key}:{seconds}:{window}"
-    try:
-        cache = _cache()
-        try:
-            count = cache.incr(full_key)  # one round trip once the window exists
-        except ValueError:
-            cache.add(full_key, 0, timeout=seconds + 1)
-            count = cache.incr(full_key)
-    except Exception as exc:
-        raise RateLimiterUnavailableError() from exc
-    if count > limit:
-        raise error(retry_after=max(1, math.ceil((window + 1) * seconds - now)))
+    take([Limit(WINDOW, key, error, seconds=seconds, limit=limit)])
 
 
 def take_rolling(
@@ -79,25 +143,30 @@ def take_rolling(
 ) -> None:
     """Allow at most ``limit`` events per rolling ``seconds`` for every window.
 
-    Call only behind an interval limit on the same key (see the module notes).
+    On the generic engine, call only behind an interval limit on the same key (see
+    the module notes); on django-redis it is atomic by itself.
     """
-    now = time.time()
-    longest = max(seconds for seconds, _ in windows)
-    full_key = f"{_PREFIX}{key}:log"
+    take([Limit(ROLLING, key, error, windows=tuple(windows))])
+
+
+def take(limits: Sequence[Limit]) -> None:
+    """Take ``limits`` in order; raise the first refusal's error with ``retry_after``.
+
+    One atomic, all-or-nothing round trip on django-redis; one limit after the
+    other elsewhere (see the module notes).
+    """
+    if not limits:
+        return
     try:
         cache = _cache()
-        log = [t for t in (cache.get(full_key) or []) if t > now - longest]
-        for seconds, limit in windows:
-            recent = [t for t in log if t > now - seconds]
-            if len(recent) >= limit:
-                oldest = recent[-limit]
-                raise error(retry_after=max(1, math.ceil(oldest + seconds - now)))
-        log.append(now)
-        cache.set(full_key, log, timeout=longest)
-    except SmsServiceError:
-        raise
+        client = _redis_client(cache)
     except Exception as exc:
         raise RateLimiterUnavailableError() from exc
+    if client is None:
+        for limit in limits:
+            _GENERIC[limit.kind](cache, limit)
+    else:
+        _take_redis(cache, client, limits)
 
 
 def check_send(
@@ -110,35 +179,50 @@ def check_send(
     client_ip: str | None,
 ) -> None:
     """Apply every sending limit for one message, consuming the interval slots."""
-    limits = app_settings.RATE_LIMITS
+    take(send_limits(app=app, phone=phone, channel=channel, kind=kind,
+                     signature_id=signature_id, client_ip=client_ip))
+
+
+def send_limits(
+    *,
+    app: App,
+    phone: PhoneNumber,
+    channel: str,
+    kind: str,
+    signature_id: int | None,
+    client_ip: str | None,
+) -> list[Limit]:
+    """The limits :func:`check_send` takes for one message, in the order they apply."""
+    settings = app_settings.RATE_LIMITS
+    limits: list[Limit] = []
     if client_ip:
-        for seconds, limit in limits.get("ip", []):
-            take_window(f"ip:{client_ip}", seconds, limit, SendTooFrequentError)
-    for seconds, limit in limits.get("prefix", []):
-        take_window(f"prefix:{app.pk}:{phone.prefix}", seconds, limit, SendTooFrequentError)
+        for seconds, limit in settings.get("ip", []):
+            limits.append(Limit(WINDOW, f"ip:{client_ip}", SendTooFrequentError,
+                                seconds=seconds, limit=limit))
+    for seconds, limit in settings.get("prefix", []):
+        limits.append(Limit(WINDOW, f"prefix:{app.pk}:{phone.prefix}", SendTooFrequentError,
+                            seconds=seconds, limit=limit))
     if channel == "voice":
-        _check_voice(app=app, phone=phone, limits=limits)
-        return
-    take_interval(f"app:{app.pk}:{phone.e164}", limits["app_number_interval"], SendTooFastError)
-    take_interval(
-        f"sig:{app.pk}:{signature_id}:{phone.e164}",
-        limits["signature_number_interval"],
-        SendTooFrequentError,
-    )
-    daily = limits["signature_number_daily"].get(kind)
+        windows = sorted(settings["voice"])
+        first_seconds, _ = windows[0]
+        number = f"voice:{app.pk}:{phone.e164}"
+        limits.append(Limit(INTERVAL, number, SendTooFrequentError, seconds=first_seconds))
+        if windows[1:]:
+            limits.append(Limit(ROLLING, number, SendTooFrequentError,
+                                windows=tuple(windows[1:])))
+        return limits
+    limits.append(Limit(INTERVAL, f"app:{app.pk}:{phone.e164}", SendTooFastError,
+                        seconds=settings["app_number_interval"]))
+    signature_number = f"sig:{app.pk}:{signature_id}:{phone.e164}"
+    limits.append(Limit(INTERVAL, signature_number, SendTooFrequentError,
+                        seconds=settings["signature_number_interval"]))
+    daily = settings["signature_number_daily"].get(kind)
     if daily:
         # Notification and marketing share LeanCloud's "notification" quota.
         group = "verification" if kind == MessageKind.VERIFICATION else "notification"
-        take_rolling(f"sig:{app.pk}:{signature_id}:{phone.e164}:{group}", [(86400, daily)],
-                     SendTooFrequentError)
-
-
-def _check_voice(*, app: App, phone: PhoneNumber, limits: dict) -> None:
-    windows = sorted(limits["voice"])
-    first_seconds, _ = windows[0]
-    take_interval(f"voice:{app.pk}:{phone.e164}", first_seconds, SendTooFrequentError)
-    if windows[1:]:
-        take_rolling(f"voice:{app.pk}:{phone.e164}", windows[1:], SendTooFrequentError)
+        limits.append(Limit(ROLLING, f"{signature_number}:{group}", SendTooFrequentError,
+                            windows=((86400, daily),)))
+    return limits
 
 
 def take_code_lookup(*, app: App, purpose: str) -> None:
@@ -147,3 +231,198 @@ def take_code_lookup(*, app: App, purpose: str) -> None:
         f"lookup:{app.pk}:{purpose}", 60, app_settings.CODE_ONLY_LOOKUPS_PER_MINUTE,
         TooManyRequestsError,
     )
+
+
+# --- generic engine: any Django cache --------------------------------------------------
+
+
+def _generic_interval(cache: BaseCache, limit: Limit) -> None:
+    now = time.time()
+    full_key = interval_key(limit.key)
+    try:
+        if cache.add(full_key, now + limit.seconds, timeout=limit.seconds):
+            return
+        until = cache.get(full_key) or (now + limit.seconds)
+    except Exception as exc:
+        raise RateLimiterUnavailableError() from exc
+    raise limit.error(retry_after=max(1, math.ceil(until - now)))
+
+
+def _generic_window(cache: BaseCache, limit: Limit) -> None:
+    now = time.time()
+    window = int(now // limit.seconds)
+    full_key = f"{window_key(limit.key, limit.seconds)}:{window}"
+    try:
+        try:
+            count = cache.incr(full_key)  # one round trip once the window exists
+        except ValueError:
+            cache.add(full_key, 0, timeout=limit.seconds + 1)
+            count = cache.incr(full_key)
+    except Exception as exc:
+        raise RateLimiterUnavailableError() from exc
+    if count > limit.limit:
+        raise limit.error(retry_after=max(1, math.ceil((window + 1) * limit.seconds - now)))
+
+
+def _generic_rolling(cache: BaseCache, limit: Limit) -> None:
+    now = time.time()
+    longest = max(seconds for seconds, _ in limit.windows)
+    full_key = _generic_log_key(limit.key)
+    try:
+        log = [t for t in (cache.get(full_key) or []) if t > now - longest]
+        for seconds, count in limit.windows:
+            recent = [t for t in log if t > now - seconds]
+            if len(recent) >= count:
+                oldest = recent[-count]
+                raise limit.error(retry_after=max(1, math.ceil(oldest + seconds - now)))
+        log.append(now)
+        cache.set(full_key, log, timeout=longest)
+    except SmsServiceError:
+        raise
+    except Exception as exc:
+        raise RateLimiterUnavailableError() from exc
+
+
+_GENERIC = {INTERVAL: _generic_interval, WINDOW: _generic_window, ROLLING: _generic_rolling}
+
+
+# --- Redis engine: django-redis, one Lua script per call ----------------------------
+
+# KEYS[i] is the key of limit i (for a window, the made key of window_key(); the
+# script appends ":<window number>"). ARGV[1] is a JSON list, one entry per key:
+# ["interval", seconds] | ["window", seconds, limit] | ["rolling", [[seconds, limit], ...]].
+# ARGV[2] makes sorted-set members unique. Returns 0 when everything was taken, or
+# {i, retry_after_seconds} for the first limit that refused (nothing taken).
+#
+# Times are integer microseconds; they reach Redis as numbers (exact: Redis formats
+# them with 17 significant digits), never through Lua's tostring (14 digits).
+_LUA = """
+local limits = cjson.decode(ARGV[1])
+local token = ARGV[2]
+local t = redis.call('TIME')
+local US = 1000000
+local now = tonumber(t[1]) * US + tonumber(t[2])
+
+local function wait(us)
+  return math.max(1, math.ceil(us / US))
+end
+
+-- Check every limit; remember what taking it needs.
+local plan = {}
+for i, limit in ipairs(limits) do
+  local kind, key = limit[1], KEYS[i]
+  if kind == 'interval' then
+    local pttl = redis.call('PTTL', key)
+    if pttl >= 0 then
+      return {i, wait(pttl * 1000)}
+    elseif pttl == -1 then
+      return {i, limit[2]}  -- no expiry: only set by hand; refuse a full interval
+    end
+  elseif kind == 'window' then
+    local size = limit[2] * US
+    local window = math.floor(now / size)
+    local left = (window + 1) * size - now
+    key = key .. ':' .. string.format('%d', window)
+    if tonumber(redis.call('GET', key) or '0') >= limit[3] then
+      return {i, wait(left)}
+    end
+    plan[i] = {key, left}
+  else
+    local longest = 0
+    for _, w in ipairs(limit[2]) do
+      longest = math.max(longest, w[1])
+    end
+    -- Entries strictly inside a window have score > now - seconds, i.e. >= now - seconds + 1.
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - longest * US)
+    for _, w in ipairs(limit[2]) do
+      local since = now - w[1] * US + 1
+      if redis.call('ZCOUNT', key, since, '+inf') >= w[2] then
+        -- Free again when the w[2]-th newest entry leaves the window.
+        local entry = redis.call('ZREVRANGEBYSCORE', key, '+inf', since,
+                                 'WITHSCORES', 'LIMIT', w[2] - 1, 1)
+        return {i, wait(tonumber(entry[2]) + w[1] * US - now)}
+      end
+    end
+    plan[i] = longest
+  end
+end
+
+-- Everything passed: take it all.
+for i, limit in ipairs(limits) do
+  local kind, key = limit[1], KEYS[i]
+  if kind == 'interval' then
+    -- The value (end of the interval, epoch seconds) is what the generic engine reads.
+    redis.call('SET', key, math.ceil(now / US) + limit[2], 'PX', limit[2] * 1000)
+  elseif kind == 'window' then
+    local window_key, left = plan[i][1], plan[i][2]
+    if redis.call('INCR', window_key) == 1 then
+      redis.call('PEXPIRE', window_key, math.ceil(left / 1000) + 1000)
+    end
+  else
+    redis.call('ZADD', key, now, string.format('%d', now) .. ':' .. token .. ':' .. i)
+    redis.call('PEXPIRE', key, plan[i] * 1000)
+  end
+end
+return 0
+"""
+
+_script: Any = None  # redis.commands.core.Script, registered once per process
+_script_lock = threading.Lock()
+
+
+def _redis_client(cache: BaseCache) -> Any | None:
+    """The raw redis-py client behind a django-redis cache, or ``None`` (generic engine)."""
+    try:
+        from django_redis.cache import RedisCache
+        from django_redis.client import ShardClient
+    except ImportError:  # django-redis is an optional dependency
+        return None
+    # The sharded client spreads keys over servers: one script cannot see them all.
+    if not isinstance(cache, RedisCache) or isinstance(cache.client, ShardClient):
+        return None
+    return cache.client.get_client(write=True)
+
+
+def _get_script(client: Any) -> Any:
+    global _script
+    if _script is None:
+        with _script_lock:
+            if _script is None:
+                # register_script only hashes the source; the script is loaded on a
+                # server the first time EVALSHA there answers NOSCRIPT.
+                _script = client.register_script(_LUA)
+    return _script
+
+
+def _redis_keys(cache: BaseCache, limit: Limit) -> str:
+    if limit.kind == INTERVAL:
+        return str(cache.make_key(interval_key(limit.key)))
+    if limit.kind == WINDOW:
+        return str(cache.make_key(window_key(limit.key, limit.seconds)))
+    return str(cache.make_key(rolling_key(limit.key)))
+
+
+def _redis_spec(limit: Limit) -> list[Any]:
+    if limit.kind == INTERVAL:
+        return [INTERVAL, limit.seconds]
+    if limit.kind == WINDOW:
+        return [WINDOW, limit.seconds, limit.limit]
+    return [ROLLING, [list(window) for window in limit.windows]]
+
+
+def _take_redis(cache: BaseCache, client: Any, limits: Sequence[Limit]) -> None:
+    # An interval of 0 s limits nothing (as on the generic engine), and Redis
+    # refuses a zero expiry.
+    limits = [limit for limit in limits if limit.kind != INTERVAL or limit.seconds > 0]
+    if not limits:
+        return
+    keys = [_redis_keys(cache, limit) for limit in limits]
+    spec = json.dumps([_redis_spec(limit) for limit in limits], separators=(",", ":"))
+    try:
+        result = _get_script(client)(keys=keys, args=[spec, uuid.uuid4().hex], client=client)
+    except Exception as exc:
+        raise RateLimiterUnavailableError() from exc
+    if result == 0:
+        return
+    index, retry_after = int(result[0]), int(result[1])
+    raise limits[index - 1].error(retry_after=retry_after)
