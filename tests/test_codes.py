@@ -169,15 +169,17 @@ class TestCodeOnlyLookup:
         assert "222222" in outbox[1].body
         assert VerificationCode.objects.filter(status=CodeStatus.ACTIVE).count() == 2
 
-    def test_an_expired_code_gives_way_to_the_same_draw(self, app, monkeypatch):
+    def test_an_expired_code_gives_way_to_the_same_draw(self, lc, signature, outbox,
+                                                         monkeypatch):
         monkeypatch.setattr(codes, "generate_code", lambda: "111111")
-        first = issue(app, purpose=CodePurpose.VERIFY_PHONE)
-        VerificationCode.objects.filter(pk=first.row.pk).update(
+        lc.post("/1.1/requestSmsCode", {"mobilePhoneNumber": "18612345678"})
+        first = VerificationCode.objects.get()
+        VerificationCode.objects.filter(pk=first.pk).update(
             expires_at=timezone.now() - timedelta(seconds=1)
         )
-        second = issue(app, phone=OTHER, purpose=CodePurpose.VERIFY_PHONE)
-        assert second.code == "111111"
-        assert VerificationCode.objects.get(pk=first.row.pk).status == CodeStatus.EXPIRED
+        assert lc.post("/1.1/requestSmsCode", {"mobilePhoneNumber": "18612345679"}).json() == {}
+        assert "111111" in outbox[-1].body
+        assert VerificationCode.objects.get(pk=first.pk).status == CodeStatus.EXPIRED
 
     def test_periodic_expiry_retires_old_codes(self, app):
         issued = issue(app)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import IntegrityError
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from .. import signals
@@ -50,10 +50,10 @@ def issue_code(
 
     Runs inside the caller's transaction, in two statements. The code is unique
     among the active codes of (app, purpose) so that a code-only lookup finds one
-    row (R-CODE-9): the UPDATE also retires expired rows that still hold the same
-    lookup, and a clash with a live code of another number (about one draw in
-    10^6 / active codes) raises :class:`CodeCollisionError`; the caller retries
-    its transaction with a new draw.
+    row (R-CODE-9): a clash with another number's active row (about one draw in
+    10^6 / active codes; expired rows count until retired) raises
+    :class:`CodeCollisionError`, and the caller retries its transaction with a
+    new draw after retiring the row in the way if it has expired.
     """
     now = timezone.now()
     code = fixed_code or generate_code()
@@ -63,14 +63,8 @@ def issue_code(
         app_id=app.app_id, purpose=purpose, code=code, salt=phone if fixed_code else ""
     )
     VerificationCode.objects.filter(
-        Q(phone=phone) | Q(lookup=lookup, expires_at__lte=now),
-        app=app, purpose=purpose, status=CodeStatus.ACTIVE,
-    ).update(
-        status=Case(
-            When(phone=phone, then=Value(CodeStatus.SUPERSEDED)),
-            default=Value(CodeStatus.EXPIRED),
-        )
-    )
+        app=app, phone=phone, purpose=purpose, status=CodeStatus.ACTIVE
+    ).update(status=CodeStatus.SUPERSEDED)
     try:
         row = VerificationCode.objects.create(
             app=app,
@@ -82,12 +76,24 @@ def issue_code(
             data=data or {},
         )
     except IntegrityError as exc:
-        raise CodeCollisionError() from exc
+        raise CodeCollisionError(app=app, purpose=purpose, lookup=lookup) from exc
     return IssuedCode(code=code, row=row, is_test=fixed_code is not None)
 
 
 class CodeCollisionError(Exception):
-    """The drawn code is live for another number; draw again in a new transaction."""
+    """The drawn code is held by another number's active row: call
+    :meth:`retire_if_expired` (outside the failed transaction), then draw again."""
+
+    def __init__(self, *, app: App, purpose: str, lookup: str) -> None:
+        super().__init__("verification code collision")
+        self.app, self.purpose, self.lookup = app, purpose, lookup
+
+    def retire_if_expired(self) -> None:
+        """The row in the way may be a code that expired without being used."""
+        VerificationCode.objects.filter(
+            app=self.app, purpose=self.purpose, lookup=self.lookup,
+            status=CodeStatus.ACTIVE, expires_at__lte=timezone.now(),
+        ).update(status=CodeStatus.EXPIRED)
 
 
 def expire_codes(*, now=None, limit: int = 10000) -> int:

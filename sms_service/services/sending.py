@@ -102,9 +102,10 @@ def request_sms(*, app: App, request: SmsRequest, is_master: bool = False) -> Me
                               resolved=resolved, text=text, placeholder=placeholder,
                               quote=quote, ttl=ttl, with_code=with_code, fixed=fixed)
             break
-        except codes.CodeCollisionError:
+        except codes.CodeCollisionError as collision:
             if attempt == _CODE_DRAWS - 1:
                 raise
+            collision.retire_if_expired()
     if with_code:
         signals.code_sent.send_robust(sender=Message, app=app, phone=phone.e164,
                                       purpose=request.purpose, message=message)
