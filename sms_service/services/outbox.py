@@ -242,11 +242,12 @@ def redispatch_stuck() -> dict[str, int]:
     now = timezone.now()
     queued_cutoff = now - timedelta(seconds=app_settings.STUCK_QUEUED_AFTER_SECONDS)
     sending_cutoff = now - timedelta(seconds=app_settings.STUCK_SENDING_AFTER_SECONDS)
-    requeued = 0
-    for message_id in Message.objects.stuck_queued(queued_cutoff).values_list("pk", flat=True)[:1000]:
-        Message.objects.filter(pk=message_id, status=S.QUEUED).update(updated_at=now)
+    stuck = list(Message.objects.stuck_queued(queued_cutoff).values_list("pk", flat=True)[:1000])
+    # Touch them first, in one statement, so the next pass does not send them again.
+    Message.objects.filter(pk__in=stuck, status=S.QUEUED).update(updated_at=now)
+    for message_id in stuck:
         _dispatch_now(message_id)
-        requeued += 1
+    requeued = len(stuck)
     abandoned = 0
     for message in Message.objects.stuck_sending(sending_cutoff)[:1000]:
         if transition(message, S.UNKNOWN, description="worker never reported back"):
