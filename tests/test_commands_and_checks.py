@@ -109,3 +109,27 @@ def test_twilio_voice_needs_a_caller_number_and_receipts_a_public_url():
     with override_settings(SMS_SERVICE=config):
         ids = [error.id for error in check_settings()]
     assert "sms_service.E008" in ids and "sms_service.W002" in ids
+
+
+@pytest.mark.django_db
+def test_demo_seed_is_ready_to_send_and_idempotent(client):
+    """`make demo`'s seed: an app with approved content, prices and credit."""
+    from django.core import mail
+
+    out = io.StringIO()
+    call_command("sms_service_demo", stdout=out)
+    first = out.getvalue()
+    call_command("sms_service_demo", stdout=io.StringIO())
+    app = App.objects.get(name="Demo")
+    assert App.objects.filter(name="Demo").count() == 1
+    assert app.app_id in first and app.app_key in first and app.master_key in first
+    assert "password" in first
+    assert str(app.balance) == "100.0000"  # credit added once
+    assert mail.outbox == []  # seeding approves its own content silently
+    headers = {"HTTP_X_LC_ID": app.app_id, "HTTP_X_LC_KEY": app.app_key}
+    for body in ({"mobilePhoneNumber": "18612345678"},
+                 {"mobilePhoneNumber": "18612345679", "template": "Order_Notice",
+                  "order_id": "7623432424540"}):
+        response = client.post("/1.1/requestSmsCode", data=json.dumps(body),
+                               content_type="application/json", **headers)
+        assert response.json() == {}, body
