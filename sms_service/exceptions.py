@@ -76,6 +76,12 @@ class GenericError(SmsServiceError):
     """Code 1 with a specific message."""
 
 
+class InternalError(SmsServiceError):
+    """An unexpected failure, answered as HTTP 500 with LeanCloud's code 1."""
+
+    http_status = 500
+
+
 class MalformedJsonError(SmsServiceError):
     code = ErrorCode.MALFORMED_JSON
     default_message = "Malformed json object. A json dictionary is expected."

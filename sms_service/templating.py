@@ -182,6 +182,12 @@ def render(template: CompiledTemplate, context: Mapping[str, Any]) -> str:
         raise TemplateRenderError() from exc
 
 
+def check_value(key: str, value: str) -> None:
+    """Caller values may not contain 【 or 】 (R-TPL-5): InvalidParameterError."""
+    if "【" in value or "】" in value:
+        raise InvalidParameterError(f"Template variable {key} may not contain 【 or 】.")
+
+
 def build_context(
     variables: Mapping[str, Any], system: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -193,8 +199,8 @@ def build_context(
     for key, value in variables.items():
         if key in SYSTEM_VARIABLES:
             continue
-        if isinstance(value, str) and ("【" in value or "】" in value):
-            raise InvalidParameterError(f"Template variable {key} may not contain 【 or 】.")
+        if isinstance(value, str):
+            check_value(key, value)
         context[key] = value
     context.update(system)
     return context

@@ -10,7 +10,7 @@ from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
 from ..exceptions import (
-    ErrorCode,
+    InternalError,
     MalformedJsonError,
     MasterKeyRequiredError,
     MethodNotAllowedError,
@@ -68,11 +68,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     error = _translate(exc)
     if error is None:
         logger.exception("unexpected error in %s", context.get("view"))
-        return Response(
-            {"code": int(ErrorCode.OTHER),
-             "error": "Internal server error. No information available."},
-            status=500,
-        )
+        error = InternalError()
     return error_response(error)
 
 

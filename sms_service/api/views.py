@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from ..exceptions import NotFoundError
+from ..exceptions import InternalError, NotFoundError
 from .exceptions import json_error
 
 
@@ -22,10 +22,6 @@ def server_error(request: HttpRequest, *args, **kwargs):
     """
     from django.views import defaults
 
-    from ..exceptions import SmsServiceError
-
     if "/1.1/" in request.path or request.path.endswith("/1.1"):
-        error = SmsServiceError()
-        error.http_status = 500
-        return json_error(error)
+        return json_error(InternalError())
     return defaults.server_error(request, *args, **kwargs)

@@ -24,9 +24,6 @@ def generate_key() -> str:
 
 
 class AppQuerySet(models.QuerySet):
-    def by_app_id(self, app_id: str) -> App | None:
-        return self.filter(app_id=app_id).first()
-
     def for_api(self) -> AppQuerySet:
         """Apps with what every send needs, in the authentication query itself:
         the approved default signature (``default_signature_pk`` / ``_text`` /

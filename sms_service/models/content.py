@@ -217,13 +217,7 @@ class Template(models.Model):
     @property
     def live_version(self) -> TemplateVersion | None:
         """The version that sends: the newest approved one."""
-        return (
-            self.versions.filter(status=ReviewStatus.APPROVED).order_by("-number").first()
-        )
-
-    @property
-    def latest_version(self) -> TemplateVersion | None:
-        return self.versions.order_by("-number").first()
+        return self.versions.approved().order_by("-number").first()
 
     @property
     def has_approved_version(self) -> bool:

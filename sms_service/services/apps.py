@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import models
 
 from ..models import App
+
+logger = logging.getLogger(__name__)
 
 #: Fields an operator may change with ``sms_service_app update --set``.
 EDITABLE_FIELDS = (
@@ -89,6 +92,8 @@ def get_api_app(app_id: str) -> App | None:
     try:
         app = cache.get(key)
     except Exception:  # the cache is an optimisation here, never a requirement
+        logger.warning("app cache unreachable; reading app %s from the database", app_id,
+                       exc_info=True)
         app = None
     if app is None:
         app = App.objects.for_api().filter(app_id=app_id).first()
@@ -96,7 +101,8 @@ def get_api_app(app_id: str) -> App | None:
             try:
                 cache.set(key, app, API_APP_CACHE_SECONDS)
             except Exception:
-                pass
+                logger.warning("app cache unreachable; app %s not cached", app_id,
+                               exc_info=True)
     return app
 
 
@@ -107,4 +113,6 @@ def forget_app(app_id: str) -> None:
     try:
         cache.delete(_api_app_key(app_id))
     except Exception:
-        pass
+        # Without the delete a change waits for API_APP_CACHE_SECONDS: say so.
+        logger.warning("app cache unreachable; app %s may be served stale for %ss",
+                       app_id, API_APP_CACHE_SECONDS, exc_info=True)

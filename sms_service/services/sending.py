@@ -16,13 +16,12 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from .. import signals
+from .. import signals, templating
 from ..backends import backend_alias_for
 from ..conf import app_settings
 from ..exceptions import (
     InvalidParameterError,
     OperationForbiddenError,
-    TemplateRenderError,
     ValidateTokenMissingError,
 )
 from ..models import App, Channel, CodePurpose, Message, MessageKind, MessageStatus
@@ -33,8 +32,6 @@ from .secrets import encrypt
 #: Attempts at drawing a verification code that no other number holds.
 _CODE_DRAWS = 5
 
-#: Filled by the system, never by callers (R-TPL-4).
-SYSTEM_VARIABLES = frozenset({"name", "code", "ttl", "sign", "template"})
 _VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _MAX_VARIABLES = 30
 
@@ -193,9 +190,8 @@ def _variables(raw: dict[str, Any]) -> dict[str, str]:
             )
         if PLACEHOLDER_CHAR in text:
             raise InvalidParameterError(f"Template variable {key} contains a reserved character.")
-        if "【" in text or "】" in text:
-            raise InvalidParameterError(f"Template variable {key} may not contain 【 or 】.")
-        if key not in SYSTEM_VARIABLES:
+        templating.check_value(key, text)
+        if key not in templating.SYSTEM_VARIABLES:
             out[key] = text
     return out
 
@@ -209,19 +205,14 @@ def _compose(*, app, request, resolved, variables, code, ttl, channel) -> str:
                              op=_optional_text(request.op, "op"), code=code, ttl=ttl)
     system = {"name": name, "code": code, "ttl": ttl, "sign": resolved.signature.text,
               "template": resolved.version.template.name}
-    try:
-        return content.render_message(content=resolved, variables=variables, system=system)
-    except (TemplateRenderError, InvalidParameterError):
-        raise
-    except Exception as exc:  # a render must never surface as a 500
-        raise TemplateRenderError() from exc
+    return content.render_message(content=resolved, variables=variables, system=system)
 
 
 def _default_text(*, app: App, signature_text: str, name: str, op: str | None,
                   code: str, ttl: int) -> str:
     lang = app.default_language if app.default_language in DEFAULT_TEXTS else "zh"
     body = DEFAULT_TEXTS[lang].format(name=name, op=op or DEFAULT_OPS[lang], code=code, ttl=ttl)
-    return f"【{signature_text}】{body}"
+    return templating.compose(signature_text=signature_text, body=body, marketing=False)
 
 
 def _create_message(*, app, phone: PhoneNumber, channel, resolved, text, placeholder, code,
