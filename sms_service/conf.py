@@ -84,6 +84,11 @@ DEFAULTS: dict[str, Any] = {
     # Price rows are cached this long in the default cache (every send looks one
     # up); saving a price in the admin drops its cache entry. 0: no caching.
     "PRICE_CACHE_SECONDS": 60,
+    # Apps (keys, switches, default signature) and prices are also kept this many
+    # seconds in each process, in front of the shared cache: one round trip less
+    # per request. A change reaches the process that made it at once and every
+    # other process within this bound. 0: always ask the shared cache.
+    "PROCESS_CACHE_SECONDS": 2,
     # A message still awaiting its receipt (accepted / unknown) this many seconds
     # after its last status change is settled by OVERDUE_POLICY: "charge" (LeanCloud
     # bills messages awaiting a receipt) or "release".

@@ -11,9 +11,12 @@ from tests import celery_app  # noqa: F401  (makes the suite's Celery app curren
 def _clean_outbox_and_cache():
     from django.core.cache import caches
 
+    from sms_service import caching
+
     locmem.outbox.clear()
     for cache in caches.all():
         cache.clear()
+    caching.clear_process()
     yield
     locmem.outbox.clear()
 

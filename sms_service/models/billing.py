@@ -55,12 +55,13 @@ class PriceQuerySet(models.QuerySet):
         self, region: str, channel: str, *, max_age: int
     ) -> Decimal | None:
         """The configured price or None. Every send asks and prices change rarely,
-        so answers are kept in the default cache for ``max_age`` seconds; saving
-        or deleting a Price drops its entry, for every process sharing the cache."""
-        from django.core.cache import cache
+        so answers are kept in the default cache for ``max_age`` seconds (and in
+        each process, see :mod:`sms_service.caching`); saving or deleting a Price
+        drops its entry for every process sharing the cache."""
+        from .. import caching
 
         key = _price_key(region, channel)
-        cached = cache.get(key) if max_age > 0 else None
+        cached = caching.get(key) if max_age > 0 else None
         if cached is not None:
             return None if cached == _NO_PRICE else Decimal(cached)
         price = (
@@ -69,7 +70,7 @@ class PriceQuerySet(models.QuerySet):
             .first()
         )
         if max_age > 0:
-            cache.set(key, _NO_PRICE if price is None else str(price), max_age)
+            caching.set(key, _NO_PRICE if price is None else str(price), max_age)
         return price
 
 
@@ -124,12 +125,13 @@ class Price(models.Model):
         return result
 
     def _forget(self, before: tuple[str, str] | None) -> None:
-        from django.core.cache import cache
+        from .. import caching
 
         keys = {_price_key(self.region, self.channel)}
         if before:
             keys.add(_price_key(*before))
-        cache.delete_many(list(keys))
+        for key in keys:
+            caching.delete(key)
 
 
 class LedgerKind(models.TextChoices):

@@ -45,7 +45,11 @@ class VerificationCode(models.Model):
     """
 
     app = models.ForeignKey(
-        App, verbose_name=_("app"), on_delete=models.CASCADE, related_name="codes"
+        App,
+        verbose_name=_("app"),
+        on_delete=models.CASCADE,
+        related_name="codes",
+        db_index=False,  # sms_code_owner and the lookup constraint lead with app
     )
     phone = models.CharField(_("phone number (E.164)"), max_length=20)
     purpose = models.CharField(
@@ -68,8 +72,19 @@ class VerificationCode(models.Model):
         verbose_name = _("verification code")
         verbose_name_plural = _("verification codes")
         indexes = [
+            # Every read and write of a live code names (app, phone, purpose) or
+            # (app, purpose, lookup) of an *active* row: both indexes hold active
+            # rows only, so they stay small however many used, expired and
+            # superseded rows the table keeps.
             models.Index(
-                fields=["app", "phone", "purpose", "status"], name="sms_code_owner"
+                fields=["app", "phone", "purpose"],
+                condition=models.Q(status="active"),
+                name="sms_code_owner",
+            ),
+            models.Index(
+                fields=["expires_at"],
+                condition=models.Q(status="active"),
+                name="sms_code_active_expiry",
             ),
         ]
         constraints = [

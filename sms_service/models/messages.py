@@ -64,7 +64,11 @@ class Message(models.Model):
     """
 
     app = models.ForeignKey(
-        App, verbose_name=_("app"), on_delete=models.CASCADE, related_name="messages"
+        App,
+        verbose_name=_("app"),
+        on_delete=models.CASCADE,
+        related_name="messages",
+        db_index=False,  # the (app, ...) indexes below lead with it
     )
     phone = models.CharField(_("phone number (E.164)"), max_length=20)
     region = models.CharField(_("region"), max_length=2, blank=True)
@@ -108,12 +112,11 @@ class Message(models.Model):
         max_length=16,
         choices=MessageStatus.choices,
         default=MessageStatus.QUEUED,
-        db_index=True,
     )
     backend = models.CharField(_("backend alias"), max_length=32, default="default")
     provider = models.CharField(_("provider"), max_length=32, blank=True)
     provider_message_id = models.CharField(
-        _("provider message id"), max_length=128, blank=True, db_index=True
+        _("provider message id"), max_length=128, blank=True
     )
     error_code = models.CharField(_("error code"), max_length=64, blank=True)
     error_message = models.TextField(_("error message"), blank=True)
@@ -137,6 +140,13 @@ class Message(models.Model):
             models.Index(fields=["app", "-created_at"], name="sms_msg_app_created"),
             models.Index(fields=["app", "phone", "-created_at"], name="sms_msg_app_phone"),
             models.Index(fields=["status", "updated_at"], name="sms_msg_status_upd"),
+            # Receipts find their message by provider id; rows the provider has
+            # not taken yet have none and stay out of the index.
+            models.Index(
+                fields=["provider_message_id"],
+                condition=~models.Q(provider_message_id=""),
+                name="sms_msg_provider_id",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from .. import caching
 from ..models import App
 
 logger = logging.getLogger(__name__)
@@ -72,9 +73,10 @@ def describe_app(app: App) -> dict[str, Any]:
 # --- the app as the API sees it -------------------------------------------------------
 
 #: Seconds an app's row stays in the shared cache. Saving or deleting the app, a
-#: signature or a test number drops the entry at once for every process (see
-#: forget_app), so switches still take effect immediately; the timeout only bounds
-#: the damage of a change made with QuerySet.update(), which sends no signal.
+#: signature or a test number drops the entry (see forget_app): at once in this
+#: process and the shared cache, within PROCESS_CACHE_SECONDS in other processes.
+#: The timeout only bounds the damage of a change made with QuerySet.update(),
+#: which sends no signal.
 API_APP_CACHE_SECONDS = 60
 
 
@@ -84,13 +86,11 @@ def _api_app_key(app_id: str) -> str:
 
 def get_api_app(app_id: str) -> App | None:
     """The app with its default signature and test-number flag
-    (``App.objects.for_api()``), from the shared cache when possible: every API
-    request starts here."""
-    from django.core.cache import cache
-
+    (``App.objects.for_api()``), from the process and shared caches when possible
+    (:mod:`sms_service.caching`): every API request starts here."""
     key = _api_app_key(app_id)
     try:
-        app = cache.get(key)
+        app = caching.get(key)
     except Exception:  # the cache is an optimisation here, never a requirement
         logger.warning("app cache unreachable; reading app %s from the database", app_id,
                        exc_info=True)
@@ -99,7 +99,7 @@ def get_api_app(app_id: str) -> App | None:
         app = App.objects.for_api().filter(app_id=app_id).first()
         if app is not None:
             try:
-                cache.set(key, app, API_APP_CACHE_SECONDS)
+                caching.set(key, app, API_APP_CACHE_SECONDS)
             except Exception:
                 logger.warning("app cache unreachable; app %s not cached", app_id,
                                exc_info=True)
@@ -108,10 +108,8 @@ def get_api_app(app_id: str) -> App | None:
 
 def forget_app(app_id: str) -> None:
     """Drop the cached API view of an app (called on every relevant save/delete)."""
-    from django.core.cache import cache
-
     try:
-        cache.delete(_api_app_key(app_id))
+        caching.delete(_api_app_key(app_id))
     except Exception:
         # Without the delete a change waits for API_APP_CACHE_SECONDS: say so.
         logger.warning("app cache unreachable; app %s may be served stale for %ss",

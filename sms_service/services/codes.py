@@ -1,9 +1,9 @@
 """Issuing and checking verification codes (R-CODE).
 
-A code row holds only keyed hashes. Checking a code is two statements at most:
-one SELECT of the active row for (app, phone, purpose), then one conditional
-UPDATE that either consumes it (single use, atomic: of two concurrent correct
-submissions exactly one wins) or counts a wrong attempt (the fifth kills it).
+A code row holds only keyed hashes. Checking a right code is one conditional
+UPDATE that consumes it (single use, atomic: of two concurrent correct
+submissions exactly one wins); a wrong one reads the active row and counts the
+attempt (the fifth kills it).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ..conf import app_settings
 from ..exceptions import InvalidCodeError
 from ..models import App, CodeStatus, TestNumber, VerificationCode
 from . import ratelimit
-from .secrets import code_digest, code_lookup, digests_match, generate_code
+from .secrets import code_digest, code_lookup, generate_code
 
 
 @dataclass(frozen=True)
@@ -109,29 +109,39 @@ def expire_codes(*, now=None, limit: int = 10000) -> int:
     )
 
 
-def verify_code(*, app: App, phone: str, purpose: str, code: object) -> VerificationCode:
+def verify_code(*, app: App, phone: str, purpose: str, code: object) -> None:
     """Consume the active code of (app, phone, purpose) if ``code`` matches.
 
     Raises :class:`InvalidCodeError` (603) when it is wrong, expired, used, dead or
     was never issued; the response does not say which.
+
+    A right code costs one statement: a conditional UPDATE that matches the keyed
+    digest of the submitted code and consumes the row (single use, atomic: of two
+    concurrent correct submissions exactly one wins). Comparing two HMACs the
+    server computed is the double-HMAC construction: the caller cannot steer the
+    bytes being compared, so the comparison's timing says nothing about the code
+    (the same holds for the code-only ``lookup``). Only a refusal reads the row,
+    to count the wrong attempt.
     """
     if not _well_formed(code):
         raise InvalidCodeError()
-    row = (
-        VerificationCode.objects.filter(
-            app=app, phone=phone, purpose=purpose, status=CodeStatus.ACTIVE
-        )
-        .order_by("-created_at")
-        .first()
-    )
-    if row is None:
-        raise InvalidCodeError()
-    row.app = app
+    now = timezone.now()
     expected = code_digest(app_id=app.app_id, phone=phone, purpose=purpose, code=str(code))
-    if not digests_match(row.digest, expected):
-        _count_wrong_attempt(row)
+    consumed = VerificationCode.objects.filter(
+        app=app,
+        phone=phone,
+        purpose=purpose,
+        status=CodeStatus.ACTIVE,
+        digest=expected,
+        expires_at__gt=now,
+        attempts__lt=app_settings.CODE_MAX_ATTEMPTS,
+    ).update(status=CodeStatus.USED, used_at=now)
+    if not consumed:
+        _count_wrong_attempt(app=app, phone=phone, purpose=purpose)
         raise InvalidCodeError()
-    return _consume(row)
+    signals.code_verified.send_robust(
+        sender=VerificationCode, app=app, phone=phone, purpose=purpose
+    )
 
 
 def verify_code_only(*, app: App, purpose: str, code: object) -> VerificationCode:
@@ -170,17 +180,28 @@ def _consume(row: VerificationCode) -> VerificationCode:
     return row
 
 
-def _count_wrong_attempt(row: VerificationCode) -> None:
+def _count_wrong_attempt(*, app: App, phone: str, purpose: str) -> None:
+    """One more wrong attempt on the active code (the fifth kills it)."""
+    row = (
+        VerificationCode.objects.filter(
+            app=app, phone=phone, purpose=purpose, status=CodeStatus.ACTIVE
+        )
+        .order_by("-created_at")
+        .values("pk", "attempts")
+        .first()
+    )
+    if row is None:
+        return
     limit = app_settings.CODE_MAX_ATTEMPTS
-    VerificationCode.objects.filter(pk=row.pk, status=CodeStatus.ACTIVE).update(
+    VerificationCode.objects.filter(pk=row["pk"], status=CodeStatus.ACTIVE).update(
         attempts=F("attempts") + 1,
         status=Case(
             When(attempts__gte=limit - 1, then=Value(CodeStatus.DEAD)),
             default=Value(CodeStatus.ACTIVE),
         ),
     )
-    attempts = row.attempts + 1
+    attempts = row["attempts"] + 1
     signals.code_rejected.send_robust(
-        sender=VerificationCode, app=row.app, phone=row.phone, purpose=row.purpose,
+        sender=VerificationCode, app=app, phone=phone, purpose=purpose,
         attempts=attempts, dead=attempts >= limit,
     )

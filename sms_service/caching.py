@@ -1,0 +1,53 @@
+"""Reads of rarely changing rows through two caches: this process, then shared.
+
+Apps and prices are read on every request and change rarely. The shared cache
+(Redis in production) is the source every process agrees on: saving a row drops
+its entry there. In front of it, each process keeps what it read for
+``PROCESS_CACHE_SECONDS`` (Django's own locmem cache: thread-safe, and every
+read returns a fresh copy), so a busy process asks the shared cache about once
+per entry and interval instead of once per request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.cache import cache
+from django.core.cache.backends.locmem import LocMemCache
+
+from .conf import app_settings
+
+_process = LocMemCache("sms_service.process", {"OPTIONS": {"MAX_ENTRIES": 5000}})
+
+
+def get(key: str) -> Any:
+    """The value from this process, else from the shared cache (kept here); None
+    when neither has it. Errors of the shared cache propagate."""
+    seconds = app_settings.PROCESS_CACHE_SECONDS
+    if seconds > 0:
+        value = _process.get(key)
+        if value is not None:
+            return value
+    value = cache.get(key)
+    if value is not None and seconds > 0:
+        _process.set(key, value, seconds)
+    return value
+
+
+def set(key: str, value: Any, timeout: int) -> None:  # noqa: A001 (cache vocabulary)
+    """Store in the shared cache (and this process)."""
+    cache.set(key, value, timeout)
+    seconds = app_settings.PROCESS_CACHE_SECONDS
+    if seconds > 0:
+        _process.set(key, value, min(seconds, timeout))
+
+
+def delete(key: str) -> None:
+    """Drop everywhere: here at once, in other processes within PROCESS_CACHE_SECONDS."""
+    _process.delete(key)
+    cache.delete(key)
+
+
+def clear_process() -> None:
+    """Forget this process's copies (tests; after a bulk change made elsewhere)."""
+    _process.clear()
