@@ -1,31 +1,43 @@
-"""The benchmark's SMS backend: the file backend, one document per phone number.
+"""The benchmark's SMS backend: each message is one UDP datagram to the load
+generator, which plays the phone.
 
-Same payload and the same write (temporary file + rename) as
-:class:`sms_service.backends.file.FileBackend`; only the file name differs, so
-the load generator finds the code it has to verify at ``<PATH>/<digits>.json``
-without scanning a growing directory.
+The load generator has to read every code it verifies. A datagram on loopback
+(``<to>\\n<body>``) is the cheapest way to hand it over, so the measured cycle is
+the server's work, not the side channel's. Delivery is final at once, as with
+the file backend.
 """
 
 from __future__ import annotations
 
-import json
-import os
+import socket
 from typing import Any
 
-from sms_service.backends.base import OutgoingMessage
-from sms_service.backends.file import FileBackend
+from sms_service.backends.base import BaseSmsBackend, OutgoingMessage, SendResult
 
 
-def document_path(directory: str, phone: str) -> str:
-    return os.path.join(directory, phone.lstrip("+") + ".json")
+def parse_address(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    return host, int(port)
 
 
-class PhoneFileBackend(FileBackend):
-    def post_to_provider(self, message: OutgoingMessage, payload: dict[str, Any]) -> str:
-        self.path.mkdir(parents=True, exist_ok=True)
-        final = document_path(str(self.path), message.to)
-        tmp = f"{final}.{message.message_id}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, ensure_ascii=False)
-        os.replace(tmp, final)
-        return os.path.basename(final)
+def datagram(to: str, body: str) -> bytes:
+    return f"{to}\n{body}".encode()
+
+
+class LoadGeneratorBackend(BaseSmsBackend):
+    provider_name = "load-generator"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.address = parse_address(self.option("ADDRESS", required=True))
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+    def build_payload(self, message: OutgoingMessage) -> bytes:
+        return datagram(message.to, message.body)
+
+    def post_to_provider(self, message: OutgoingMessage, payload: bytes) -> str:
+        self.socket.sendto(payload, self.address)
+        return str(message.message_id)
+
+    def parse_response(self, message: OutgoingMessage, payload: Any, response: str) -> SendResult:
+        return SendResult(provider_message_id=f"bench-{response}", status="delivered")

@@ -11,28 +11,33 @@ What it does, on loopback only, with every loop bounded in count and time:
    (default postgres://postgres@127.0.0.1:5432/postgres), builds the schema and
    one app with an approved default signature.
 2. Starts gunicorn (2 sync workers) on benchmarks.settings / benchmarks.urls.
-3. Throughput (queued run, then inline run): N client threads run, for a fixed time each and alternating,
-   (a) full cycles - POST /1.1/requestSmsCode for a fresh number, read the code
-   the backend wrote, POST /1.1/verifySmsCode/<code> - and (b) baseline cycles -
-   two POSTs to a bare DRF endpoint doing one INSERT and one SELECT. A baseline
-   cycle is two requests like a real one, so the ratio compares the same number
-   of HTTP round trips. Prints cycles/s of each and the ratio (target >= 0.5).
+3. Throughput (queued run, then inline run): N client threads run, in rounds
+   of a fixed time each and alternating, (a) full cycles - POST
+   /1.1/requestSmsCode for a fresh number, receive the code, POST
+   /1.1/verifySmsCode/<code> - and (b) baseline cycles - two POSTs to a bare
+   DRF endpoint doing one INSERT and one SELECT through the ORM, as a DRF
+   endpoint does (benchmarks/urls.py; the same two statements as raw SQL are
+   measured too, as the floor of what Django and DRF can serve). A baseline
+   cycle is two requests like a real one, so the ratio compares the same
+   number of HTTP round trips. Prints cycles/s of each, the ratio of every
+   round and their median (target >= 0.5).
 4. Verify latency as the code table grows: bulk-fills verification_code rows
    (generate_series, same app, other numbers) to 10^4 and then 10^6 rows,
    ANALYZEs, and times single verify requests (median / p95) at each size,
-   with EXPLAIN ANALYZE of the verify lookup.
+   with EXPLAIN ANALYZE of the verify statement.
 
-How the code gets back to the client, in two runs:
+How the code gets back to the client, in two runs (both as one UDP datagram
+on loopback, which the load generator's inbox thread receives):
 
-* inline - delivery runs at commit (``ASYNC`` off) into
-  benchmarks.backend.PhoneFileBackend, the file backend writing one document
-  per number. The whole send path (claim, events, status transitions, payload
-  decryption, the provider write) is inside the measured request: more than a
-  deployment's request does, where a Celery worker sends.
+* inline - delivery runs at commit (``ASYNC`` off) through
+  benchmarks.backend.LoadGeneratorBackend. The whole send path (claim, events,
+  status transitions, payload decryption, the provider call) is inside the
+  measured request: more than a deployment's request does, where a Celery
+  worker sends.
 * queued - as deployed: the request publishes the delivery task to Redis
   (its own queue, which nothing consumes during the run and which is dropped
-  afterwards) and a ``message_queued`` receiver in benchmarks/urls.py writes the
-  code where the client reads it. This is the HTTP tier's own cost.
+  afterwards) and a ``message_queued`` receiver in benchmarks/urls.py sends the
+  code. This is the HTTP tier's own cost.
 
 Test numbers with fixed codes were not used: they skip the send path entirely.
 
@@ -51,7 +56,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -110,12 +114,40 @@ def percentile(values: list[float], pct: float) -> float:
 # --- HTTP client --------------------------------------------------------------------
 
 
+class CodeInbox:
+    """The phone: receives ``<to>\\n<body>`` datagrams and hands each code to the
+    thread waiting for that number."""
+
+    def __init__(self):
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        self.address = f"127.0.0.1:{self.socket.getsockname()[1]}"
+        self.received: dict[str, str] = {}
+        self.arrived = threading.Condition()
+        threading.Thread(target=self._receive, daemon=True).start()
+
+    def _receive(self) -> None:
+        while True:
+            data = self.socket.recv(65536)
+            to, _, body = data.decode().partition("\n")
+            with self.arrived:
+                self.received[to] = body
+                self.arrived.notify_all()
+
+    def take(self, phone: str, timeout: float = 10.0) -> str:
+        with self.arrived:
+            if not self.arrived.wait_for(lambda: phone in self.received, timeout):
+                raise RuntimeError(f"no message reached {phone} within {timeout} s")
+            return self.received.pop(phone)
+
+
 class Client:
-    def __init__(self, port: int, app_id: str, app_key: str, sent_dir: str):
+    def __init__(self, port: int, app_id: str, app_key: str, inbox: CodeInbox):
         self.port = port
         self.headers = {"Content-Type": "application/json", "X-LC-Id": app_id,
                         "X-LC-Key": app_key}
-        self.sent_dir = sent_dir
+        self.inbox = inbox
 
     def post(self, path: str, body: dict, headers: dict | None = None) -> tuple[int, bytes]:
         # gunicorn's sync workers close the connection after each response.
@@ -129,13 +161,10 @@ class Client:
             conn.close()
 
     def request_code(self, phone: str) -> str:
-        from benchmarks.backend import document_path
-
         status, body = self.post("/1.1/requestSmsCode", {"mobilePhoneNumber": phone})
         if status != 200:
             raise RuntimeError(f"requestSmsCode {phone}: {status} {body[:200]!r}")
-        with open(document_path(self.sent_dir, phone), encoding="utf-8") as fh:
-            text = json.load(fh)["body"]
+        text = self.inbox.take(phone)
         match = CODE_RE.search(text)
         if not match:
             raise RuntimeError(f"no code in {text!r}")
@@ -149,12 +178,18 @@ class Client:
     def cycle(self, phone: str) -> None:
         self.verify(phone, self.request_code(phone))
 
-    def baseline_cycle(self, phone: str) -> None:
+    def _baseline(self, path: str, phone: str) -> None:
         for _ in range(2):
-            status, body = self.post("/bench/baseline", {"mobilePhoneNumber": phone},
+            status, body = self.post(path, {"mobilePhoneNumber": phone},
                                      headers={"Content-Type": "application/json"})
             if status != 200:
-                raise RuntimeError(f"baseline: {status} {body[:200]!r}")
+                raise RuntimeError(f"{path}: {status} {body[:200]!r}")
+
+    def baseline_cycle(self, phone: str) -> None:
+        self._baseline("/bench/baseline", phone)
+
+    def sql_baseline_cycle(self, phone: str) -> None:
+        self._baseline("/bench/baseline-sql", phone)
 
 
 class Numbers:
@@ -215,20 +250,12 @@ def run_for(label: str, seconds: float, threads: int, work, numbers: Numbers) ->
 
 def setup_schema_and_app():
     from django.core.management import call_command
-    from django.db import connection
 
-    from benchmarks.urls import BASELINE_TABLE
     from sms_service.models import App, Signature
 
-    # Migrated apps first (auth, ...), then tables of any app without migration
-    # files (sms_service while its migrations are regenerated).
-    call_command("migrate", verbosity=0, interactive=False)
+    # Migrated apps, then the baseline's table (the benchmarks app has no
+    # migration files).
     call_command("migrate", run_syncdb=True, verbosity=0, interactive=False)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"CREATE TABLE {BASELINE_TABLE} (id bigserial PRIMARY KEY, phone varchar(20) "
-            "NOT NULL, created_at timestamptz NOT NULL)"
-        )
     app = App.objects.create(name="Bench", company_name="Bench Ltd")
     Signature.objects.create(app=app, name="LeanCloud", text="LeanCloud", status="approved",
                              is_default=True)
@@ -290,12 +317,20 @@ def fill_codes(app_pk: int, target: int) -> float:
 
 
 def explain_verify(app, phone: str) -> str:
-    from sms_service.models import VerificationCode
+    """EXPLAIN ANALYZE of verifySmsCode's statement (sms_service.services.codes:
+    the conditional UPDATE that consumes a right code), run with a digest that
+    matches nothing so the active code stays untouched."""
+    from django.db import connection
 
-    qs = VerificationCode.objects.filter(
-        app=app, phone=phone, purpose="generic", status="active"
-    ).order_by("-created_at")[:1]
-    return qs.explain(analyze=True)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "EXPLAIN ANALYZE UPDATE sms_service_verificationcode "
+            "SET status = 'used', used_at = now() "
+            "WHERE app_id = %s AND phone = %s AND purpose = 'generic' "
+            "AND status = 'active' AND digest = %s AND expires_at > now() AND attempts < 5",
+            [app.pk, phone, "0" * 64],
+        )
+        return "\n".join(row[0] for row in cursor.fetchall())
 
 
 def verify_latency(client: Client, numbers: Numbers, count: int, label: str) -> list[float]:
@@ -356,23 +391,35 @@ class Server:
 
 
 def throughput(client: Client, numbers: Numbers, args, title: str) -> float:
+    """Alternating rounds of each kind; returns the median of the rounds' ratios."""
     log(f"\n== throughput, {title} (cycles/s; a cycle is two HTTP requests)")
-    run_for("warm-up sms", 1.5, args.threads, client.cycle, numbers)
-    run_for("warm-up baseline", 1.5, args.threads, client.baseline_cycle, numbers)
-    sms_rates, base_rates = [], []
-    for round_no in (1, 2):
-        log(f"  round {round_no}")
-        base_rates.append(run_for("baseline", args.seconds, args.threads,
-                                  client.baseline_cycle, numbers))
-        sms_rates.append(run_for("request+verify", args.seconds, args.threads,
-                                 client.cycle, numbers))
-    sms, base = statistics.mean(sms_rates), statistics.mean(base_rates)
-    ratio = sms / base
-    log(f"  baseline (2 x INSERT+SELECT)      {base:8.1f} cycles/s  "
-        f"(rounds: {', '.join(f'{r:.1f}' for r in base_rates)})")
-    log(f"  requestSmsCode + verifySmsCode    {sms:8.1f} cycles/s  "
-        f"(rounds: {', '.join(f'{r:.1f}' for r in sms_rates)})")
-    log(f"  RATIO sms / baseline              {ratio:8.2f}")
+    kinds = [("baseline", client.baseline_cycle), ("baseline-sql", client.sql_baseline_cycle),
+             ("request+verify", client.cycle)]
+    for label, work in kinds:
+        run_for(f"warm-up {label}", 1.5, args.threads, work, numbers)
+    rates: dict[str, list[float]] = {label: [] for label, _ in kinds}
+    for round_no in range(1, args.rounds + 1):
+        for label, work in kinds if round_no % 2 else kinds[::-1]:
+            rates[label].append(run_for(label, args.seconds, args.threads, work, numbers))
+        log(f"  round {round_no}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in rates.items()))
+    sms = rates["request+verify"]
+    ratios = [a / b for a, b in zip(sms, rates["baseline"], strict=True)]
+    floor_ratios = [a / b for a, b in zip(sms, rates["baseline-sql"], strict=True)]
+
+    def show(values: list[float], digits: int = 1) -> str:
+        return ", ".join(f"{v:.{digits}f}" for v in values)
+
+    log(f"  baseline, DRF + ORM (2 x INSERT+SELECT)   {statistics.median(rates['baseline']):8.1f}"
+        f" cycles/s  (rounds: {show(rates['baseline'])})")
+    log(f"  floor, DRF + raw SQL (2 x INSERT+SELECT)  "
+        f"{statistics.median(rates['baseline-sql']):8.1f} cycles/s  "
+        f"(rounds: {show(rates['baseline-sql'])})")
+    log(f"  requestSmsCode + verifySmsCode            {statistics.median(sms):8.1f}"
+        f" cycles/s  (rounds: {show(sms)})")
+    ratio = statistics.median(ratios)
+    log(f"  RATIO sms / baseline      median {ratio:5.2f}  (rounds: {show(ratios, 2)})")
+    log(f"  ratio sms / raw-SQL floor median {statistics.median(floor_ratios):5.2f}  "
+        f"(rounds: {show(floor_ratios, 2)})")
     return ratio
 
 
@@ -389,7 +436,7 @@ def latency(client: Client, numbers: Numbers, app, args) -> None:
         times = verify_latency(client, numbers, args.verifies, f"{size:,d} rows")
         rows = code_rows()
         results.append((rows, statistics.median(times), percentile(times, 95)))
-        # EXPLAIN the lookup of a number holding an active code.
+        # EXPLAIN the verify statement for a number holding an active code.
         phone = numbers.take()
         client.request_code(phone)
         plans.append((rows, explain_verify(app, phone)))
@@ -399,7 +446,7 @@ def latency(client: Client, numbers: Numbers, app, args) -> None:
     if len(results) >= 2:
         log(f"  median, largest / smallest table: {results[-1][1] / results[0][1]:.2f}")
     for rows, plan in plans:
-        log(f"\n  EXPLAIN ANALYZE of the verify lookup at {rows:,d} rows:")
+        log(f"\n  EXPLAIN ANALYZE of the verify statement at {rows:,d} rows:")
         for line in plan.splitlines():
             log(f"    {line}")
 
@@ -414,8 +461,10 @@ def clear_queue(broker_url: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=8.0,
-                        help="length of each throughput run (two rounds per side)")
+    parser.add_argument("--seconds", type=float, default=4.0,
+                        help="length of each throughput run")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="alternating rounds of each kind (the ratio is their median)")
     parser.add_argument("--threads", type=int, default=4, help="client threads")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--verifies", type=int, default=200,
@@ -427,12 +476,12 @@ def main() -> int:
     admin_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
     cache_url = os.environ.get("CACHE_URL", "redis://127.0.0.1:6379/2")
     broker_url = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/3")
-    sent_dir = tempfile.mkdtemp(prefix="sms-bench-sent-")
+    inbox = CodeInbox()
     env = dict(os.environ)
     env.update({
         "DJANGO_SETTINGS_MODULE": "benchmarks.settings",
         "BENCH_DATABASE_URL": bench_database_url(admin_url),
-        "BENCH_SENT_DIR": sent_dir,
+        "BENCH_CODE_ADDRESS": inbox.address,
         "BENCH_CACHE_PREFIX": f"sms-bench-{uuid.uuid4().hex[:8]}",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
     })
@@ -458,7 +507,7 @@ def main() -> int:
         pg_version = cursor.fetchone()[0]
     log(f"versions   Python {sys.version.split()[0]}, Django {django.__version__}, "
         f"PostgreSQL {pg_version}")
-    client_args = (app.app_id, app.app_key, sent_dir)
+    client_args = (app.app_id, app.app_key, inbox)
     numbers = Numbers("+86138")
     ratios = {}
 

@@ -5,11 +5,12 @@ cache for rate limits when BENCH_CACHE_URL is set, DEBUG off, the usual
 middleware. Two differences from a deployment, both stated in the script's
 output:
 
-* BENCH_DELIVERY=inline: delivery runs at commit (``ASYNC`` off) into a file
-  backend keyed by phone number, so the load generator can read each code back;
-  a deployment hands that work to a Celery worker, so the request does more;
+* BENCH_DELIVERY=inline: delivery runs at commit (``ASYNC`` off) through a
+  backend that hands each message to the load generator as a UDP datagram
+  (benchmarks/backend.py), so it can read each code back; a deployment hands
+  that work to a Celery worker, so the request does more;
   BENCH_DELIVERY=queued: the request publishes the task to Redis as deployed
-  and the code reaches the client through a side channel (benchmarks/urls.py);
+  and the code reaches the client through the same datagram (benchmarks/urls.py);
 * the per-IP and per-prefix sending limits are raised (one client address and
   one number prefix send everything); every other limit keeps its default and
   still runs on every request.
@@ -41,6 +42,7 @@ INSTALLED_APPS = [
     "corsheaders",
     "captcha",
     "sms_service",
+    "benchmarks",  # the baseline endpoint's table
 ]
 
 MIDDLEWARE = [
@@ -90,18 +92,18 @@ _rate_limits = copy.deepcopy(DEFAULTS["RATE_LIMITS"])
 _rate_limits["ip"] = [(60, 10**9)]
 _rate_limits["prefix"] = [(3600, 10**9)]
 
-#: "inline": delivery runs at commit inside the request, into the file backend.
+#: "inline": delivery runs at commit inside the request, through the backend.
 #: "queued": the request enqueues the Celery task on Redis as in a deployment (no
-#: worker consumes it during the run) and a message_queued receiver writes the
-#: code where the client reads it (see benchmarks/urls.py).
+#: worker consumes it during the run) and a message_queued receiver sends the
+#: code to the load generator (see benchmarks/urls.py).
 BENCH_DELIVERY = os.environ.get("BENCH_DELIVERY", "inline")
 
 SMS_SERVICE = {
     "ASYNC": BENCH_DELIVERY == "queued",
     "BACKENDS": {
         "default": {
-            "BACKEND": "benchmarks.backend.PhoneFileBackend",
-            "OPTIONS": {"PATH": os.environ.get("BENCH_SENT_DIR", "/tmp/sms-bench-sent")},
+            "BACKEND": "benchmarks.backend.LoadGeneratorBackend",
+            "OPTIONS": {"ADDRESS": os.environ.get("BENCH_CODE_ADDRESS", "127.0.0.1:9")},
         }
     },
     "RATE_LIMITS": _rate_limits,

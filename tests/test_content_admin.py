@@ -59,6 +59,25 @@ def test_queue_lists_pending_signatures_and_versions_with_lint(reviewer_client, 
     assert "billed as 1 message" in page
 
 
+def test_queue_names_the_version_still_sending_in_a_fixed_number_of_queries(
+    reviewer_client, app, signature, django_assert_max_num_queries
+):
+    def pending_edits(count):
+        for i in range(count):
+            template = approved_template(app, f"Notice_{i}_{count}", "Order {{order_id}}.")
+            content.submit_template_version(
+                template=template, body="Order {{order_id}} shipped.", signature=signature
+            )
+
+    pending_edits(1)
+    with django_assert_max_num_queries(100) as one:
+        reviewer_client.get(reverse(QUEUE))
+    pending_edits(5)
+    with django_assert_max_num_queries(len(one.captured_queries)):
+        page = reviewer_client.get(reverse(QUEUE)).content.decode()
+    assert page.count("v1 keeps sending until this one is approved") == 6
+
+
 def test_queue_requires_the_review_permission(author_client):
     assert author_client.get(reverse(QUEUE)).status_code == 403
     assert author_client.post(reverse(QUEUE), {}).status_code == 403

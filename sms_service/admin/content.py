@@ -381,6 +381,7 @@ class TemplateAdmin(ReviewActionsMixin, admin.ModelAdmin):
         if request.method == "POST":
             return self._review_post(request)
         queue = content.review_queue()
+        live = content.live_versions(v.template_id for v in queue.versions)
         context = {
             **self.admin_site.each_context(request),
             "title": _("Review queue"),
@@ -393,7 +394,7 @@ class TemplateAdmin(ReviewActionsMixin, admin.ModelAdmin):
                     "item": v,
                     "findings": lint.lint_version(v),
                     "preview": lint.preview_version(v),
-                    "live": v.template.live_version,
+                    "live": live.get(v.template_id),
                 }
                 for v in queue.versions
             ],

@@ -441,6 +441,16 @@ def review_queue(*, app: App | None = None) -> ReviewQueue:
     )
 
 
+def live_versions(template_ids: Iterable[int]) -> dict[int, TemplateVersion]:
+    """The sending (newest approved) version of each template, in one query."""
+    live: dict[int, TemplateVersion] = {}
+    for version in TemplateVersion.objects.approved().filter(
+        template_id__in=set(template_ids)
+    ).order_by("template_id", "number"):
+        live[version.template_id] = version  # ordered: the newest one stays
+    return live
+
+
 # --- Owner notification -----------------------------------------------------------
 
 
