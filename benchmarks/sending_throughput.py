@@ -461,9 +461,9 @@ def clear_queue(broker_url: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=4.0,
+    parser.add_argument("--seconds", type=float, default=3.0,
                         help="length of each throughput run")
-    parser.add_argument("--rounds", type=int, default=5,
+    parser.add_argument("--rounds", type=int, default=7,
                         help="alternating rounds of each kind (the ratio is their median)")
     parser.add_argument("--threads", type=int, default=4, help="client threads")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")

@@ -86,6 +86,20 @@ def test_R_BILL_2_price_per_region_and_channel_with_default_for_unlisted():
     assert isinstance(voice.amount, Decimal)
 
 
+def test_a_saved_price_applies_to_the_next_quote_of_this_process():
+    """Prices are cached per process and in the shared cache; saving or deleting a
+    Price drops both entries."""
+    app = funded_app("0")
+    cn = parse_phone("13800138000")
+    price = set_price("0.0500", region="CN")
+    assert billing.quote(app=app, phone=cn, channel="sms", text="x").amount == Decimal("0.0500")
+    price.unit_price = Decimal("0.0700")
+    price.save()
+    assert billing.quote(app=app, phone=cn, channel="sms", text="x").amount == Decimal("0.0700")
+    price.delete()
+    assert billing.quote(app=app, phone=cn, channel="sms", text="x").amount == Decimal("0")
+
+
 def test_R_BILL_2_international_numbers_use_carrier_segments():
     app = funded_app("0")
     text = "a" * 161

@@ -226,8 +226,31 @@ def test_a_new_send_supersedes_the_old_code(lc, signature, outbox, clock):
         assert verify(lc, new).json() == {}
 
 
+@pytest.mark.parametrize("process_seconds", [2, 0])
+def test_a_change_made_by_another_process_arrives_within_process_cache_seconds(
+    lc, app, signature, outbox, clock, settings, process_seconds
+):
+    """Each process keeps apps PROCESS_CACHE_SECONDS in front of the shared cache.
+    Another process's save leaves the row changed and the shared entry dropped;
+    this process serves its own copy until the bound, then reads the change."""
+    from django.core.cache import cache
+
+    from sms_service.models import App
+    from sms_service.services import apps
+
+    settings.SMS_SERVICE = {**settings.SMS_SERVICE, "PROCESS_CACHE_SECONDS": process_seconds}
+    assert send(lc).json() == {}
+    App.objects.filter(pk=app.pk).update(sms_enabled=False)
+    cache.delete(apps._api_app_key(app.app_id))
+    within = lc.post(SEND, {"mobilePhoneNumber": "18612345670"}).json()
+    assert within.get("code") == (None if process_seconds else 119)
+    clock.shift(process_seconds + 1)
+    assert lc.post(SEND, {"mobilePhoneNumber": "18612345671"}).json()["code"] == 119
+
+
 def test_switches_and_reviews_take_effect_immediately(lc, app, signature, outbox, clock):
-    """The API keeps apps in the shared cache; every save drops the entry."""
+    """The API keeps apps in the process and shared caches; every save drops the
+    entry in both (other processes follow within PROCESS_CACHE_SECONDS)."""
     assert send(lc).json() == {}
     app.sms_enabled = False
     app.save()

@@ -63,7 +63,7 @@ def issue_code(
         app_id=app.app_id, purpose=purpose, code=code, salt=phone if fixed_code else ""
     )
     VerificationCode.objects.filter(
-        app=app, phone=phone, purpose=purpose, status=CodeStatus.ACTIVE
+        app_id=app.pk, phone=phone, purpose=purpose, status=CodeStatus.ACTIVE
     ).update(status=CodeStatus.SUPERSEDED)
     try:
         row = VerificationCode.objects.create(
@@ -128,7 +128,7 @@ def verify_code(*, app: App, phone: str, purpose: str, code: object) -> None:
     now = timezone.now()
     expected = code_digest(app_id=app.app_id, phone=phone, purpose=purpose, code=str(code))
     consumed = VerificationCode.objects.filter(
-        app=app,
+        app_id=app.pk,
         phone=phone,
         purpose=purpose,
         status=CodeStatus.ACTIVE,
@@ -184,7 +184,7 @@ def _count_wrong_attempt(*, app: App, phone: str, purpose: str) -> None:
     """One more wrong attempt on the active code (the fifth kills it)."""
     row = (
         VerificationCode.objects.filter(
-            app=app, phone=phone, purpose=purpose, status=CodeStatus.ACTIVE
+            app_id=app.pk, phone=phone, purpose=purpose, status=CodeStatus.ACTIVE
         )
         .order_by("-created_at")
         .values("pk", "attempts")
