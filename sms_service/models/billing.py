@@ -163,7 +163,11 @@ class LedgerEntry(models.Model):
     """One movement of an app's money. Rows are never updated or deleted."""
 
     app = models.ForeignKey(
-        App, verbose_name=_("app"), on_delete=models.CASCADE, related_name="ledger"
+        App,
+        verbose_name=_("app"),
+        on_delete=models.CASCADE,
+        related_name="ledger",
+        db_index=False,  # sms_ledger_app_created leads with it
     )
     kind = models.CharField(_("kind"), max_length=16, choices=LedgerKind.choices)
     amount = models.DecimalField(
@@ -183,6 +187,7 @@ class LedgerEntry(models.Model):
         # Keep the money history if old messages are ever purged.
         on_delete=models.SET_NULL,
         related_name="ledger_entries",
+        db_index=False,  # sms_ledger_once_per_message leads with it
     )
     idempotency_key = models.CharField(
         _("idempotency key"),
@@ -198,6 +203,7 @@ class LedgerEntry(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        db_index=False,  # sms_ledger_actor: top-ups and adjustments only
     )
     created_at = models.DateTimeField(_("at"), default=timezone.now)
 
@@ -210,6 +216,10 @@ class LedgerEntry(models.Model):
         indexes = [
             models.Index(fields=["app", "-created_at"], name="sms_ledger_app_created"),
             models.Index(fields=["kind", "created_at"], name="sms_ledger_kind_created"),
+            # Holds and charges (nearly every row) have no actor: leave them out.
+            models.Index(
+                fields=["actor"], condition=models.Q(actor__isnull=False), name="sms_ledger_actor"
+            ),
         ]
         constraints = [
             # Retried tasks and replayed receipts hit these instead of billing twice.
