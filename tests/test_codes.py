@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import secrets
 import threading
 from datetime import timedelta
@@ -73,6 +74,25 @@ def test_R_CODE_3_only_keyed_hashes_are_stored(app):
     values = [str(v) for v in VerificationCode.objects.values_list().get()]
     assert issued.code not in " ".join(values)
     assert len(row.digest) == 64 and len(row.lookup) == 64
+
+
+def test_R_CODE_3_every_check_compares_digests_in_constant_time(app, monkeypatch):
+    compared = []
+
+    def spy(stored, submitted):
+        compared.append((stored, submitted))
+        return hmac.compare_digest(stored.encode(), submitted.encode())
+
+    monkeypatch.setattr(codes, "digests_match", spy)
+    issued = issue(app)
+    wrong = f"{(int(issued.code) + 1) % 10**6:06d}"
+    with pytest.raises(InvalidCodeError):
+        check(app, wrong)
+    check(app, issued.code)
+    assert status_of(issued) == CodeStatus.USED
+    stored = VerificationCode.objects.get().digest
+    assert [s for s, _ in compared] == [stored, stored]
+    assert compared[0][1] != stored and compared[1][1] == stored
 
 
 def test_R_CODE_3_hash_depends_on_the_server_secret(app, settings):

@@ -187,7 +187,9 @@ class LedgerEntry(models.Model):
         # Keep the money history if old messages are ever purged.
         on_delete=models.SET_NULL,
         related_name="ledger_entries",
-        db_index=False,  # sms_ledger_once_per_message leads with it
+        # Keeps its own index: on PostgreSQL, dropping a foreign key's index also
+        # drops single-column indexes on the column, sms_ledger_one_settlement
+        # among them.
     )
     idempotency_key = models.CharField(
         _("idempotency key"),

@@ -1,9 +1,10 @@
 """Issuing and checking verification codes (R-CODE).
 
-A code row holds only keyed hashes. Checking a right code is one conditional
-UPDATE that consumes it (single use, atomic: of two concurrent correct
-submissions exactly one wins); a wrong one reads the active row and counts the
-attempt (the fifth kills it).
+A code row holds only keyed hashes. Checking a code is two statements: one
+SELECT of the active row's digest for (app, phone, purpose), compared in
+constant time, then one conditional UPDATE that either consumes it (single use,
+atomic: of two concurrent correct submissions exactly one wins) or counts a
+wrong attempt (the fifth kills it).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ..conf import app_settings
 from ..exceptions import InvalidCodeError
 from ..models import App, CodeStatus, TestNumber, VerificationCode
 from . import ratelimit
-from .secrets import code_digest, code_lookup, generate_code
+from .secrets import code_digest, code_lookup, digests_match, generate_code
 
 
 @dataclass(frozen=True)
@@ -115,29 +116,36 @@ def verify_code(*, app: App, phone: str, purpose: str, code: object) -> None:
     Raises :class:`InvalidCodeError` (603) when it is wrong, expired, used, dead or
     was never issued; the response does not say which.
 
-    A right code costs one statement: a conditional UPDATE that matches the keyed
-    digest of the submitted code and consumes the row (single use, atomic: of two
-    concurrent correct submissions exactly one wins). Comparing two HMACs the
-    server computed is the double-HMAC construction: the caller cannot steer the
-    bytes being compared, so the comparison's timing says nothing about the code
-    (the same holds for the code-only ``lookup``). Only a refusal reads the row,
-    to count the wrong attempt.
+    Two statements: read the newest active row's keyed digest (no model built),
+    compare it with the submitted code's in constant time, then one conditional
+    UPDATE that consumes the row (single use, atomic: of two concurrent correct
+    submissions exactly one wins) or counts the wrong attempt.
     """
     if not _well_formed(code):
         raise InvalidCodeError()
-    now = timezone.now()
+    row = (
+        VerificationCode.objects.filter(
+            app_id=app.pk, phone=phone, purpose=purpose, status=CodeStatus.ACTIVE
+        )
+        .order_by("-created_at")
+        .values_list("pk", "digest", "attempts")
+        .first()
+    )
+    if row is None:
+        raise InvalidCodeError()
+    pk, digest, attempts = row
     expected = code_digest(app_id=app.app_id, phone=phone, purpose=purpose, code=str(code))
+    if not digests_match(digest, expected):
+        _count_wrong_attempt(app=app, phone=phone, purpose=purpose, pk=pk, attempts=attempts)
+        raise InvalidCodeError()
+    now = timezone.now()
     consumed = VerificationCode.objects.filter(
-        app_id=app.pk,
-        phone=phone,
-        purpose=purpose,
+        pk=pk,
         status=CodeStatus.ACTIVE,
-        digest=expected,
         expires_at__gt=now,
         attempts__lt=app_settings.CODE_MAX_ATTEMPTS,
     ).update(status=CodeStatus.USED, used_at=now)
     if not consumed:
-        _count_wrong_attempt(app=app, phone=phone, purpose=purpose)
         raise InvalidCodeError()
     signals.code_verified.send_robust(
         sender=VerificationCode, app=app, phone=phone, purpose=purpose
@@ -180,27 +188,17 @@ def _consume(row: VerificationCode) -> VerificationCode:
     return row
 
 
-def _count_wrong_attempt(*, app: App, phone: str, purpose: str) -> None:
-    """One more wrong attempt on the active code (the fifth kills it)."""
-    row = (
-        VerificationCode.objects.filter(
-            app_id=app.pk, phone=phone, purpose=purpose, status=CodeStatus.ACTIVE
-        )
-        .order_by("-created_at")
-        .values("pk", "attempts")
-        .first()
-    )
-    if row is None:
-        return
+def _count_wrong_attempt(*, app: App, phone: str, purpose: str, pk: int, attempts: int) -> None:
+    """One more wrong attempt on code ``pk`` (the fifth kills it)."""
     limit = app_settings.CODE_MAX_ATTEMPTS
-    VerificationCode.objects.filter(pk=row["pk"], status=CodeStatus.ACTIVE).update(
+    VerificationCode.objects.filter(pk=pk, status=CodeStatus.ACTIVE).update(
         attempts=F("attempts") + 1,
         status=Case(
             When(attempts__gte=limit - 1, then=Value(CodeStatus.DEAD)),
             default=Value(CodeStatus.ACTIVE),
         ),
     )
-    attempts = row["attempts"] + 1
+    attempts += 1
     signals.code_rejected.send_robust(
         sender=VerificationCode, app=app, phone=phone, purpose=purpose,
         attempts=attempts, dead=attempts >= limit,

@@ -45,6 +45,11 @@ def code_lookup(*, app_id: str, purpose: str, code: str, salt: str = "") -> str:
     return hmac.new(_key("code-lookup"), msg, hashlib.sha256).hexdigest()
 
 
+def digests_match(a: str, b: str) -> bool:
+    """Constant-time comparison of two hex digests."""
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
 def _fernet() -> Fernet:
     return Fernet(base64.urlsafe_b64encode(_key("payload")))
 
