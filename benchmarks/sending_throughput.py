@@ -273,9 +273,9 @@ def code_rows() -> int:
 def fill_codes(app_pk: int, target: int) -> float:
     """Add rows until the code table holds ``target`` rows; returns seconds taken.
 
-    Other numbers of the same app (+86139...), mostly finished codes (used,
-    expired, superseded) and one in ten still active with a unique lookup, as a
-    table in use looks.
+    Other numbers of the same app (+86139...), one row each as the table keeps
+    them: mostly finished codes (used, expired, dead) and one in ten still
+    active with a unique lookup.
     """
     from django.db import connection
 
@@ -298,8 +298,8 @@ def fill_codes(app_pk: int, target: int) -> float:
                        'generic',
                        md5('d' || i) || md5('e' || i),
                        md5('l' || i) || md5('m' || i),
-                       (ARRAY['used', 'expired', 'superseded', 'used', 'expired',
-                              'used', 'superseded', 'used', 'expired', 'active'])[i %% 10 + 1],
+                       (ARRAY['used', 'expired', 'dead', 'used', 'expired',
+                              'used', 'expired', 'used', 'expired', 'active'])[i %% 10 + 1],
                        0,
                        now() + interval '10 minutes' - (i %% 1000) * interval '1 minute',
                        now() - (i %% 1000) * interval '1 minute',
@@ -318,16 +318,12 @@ def fill_codes(app_pk: int, target: int) -> float:
 
 def explain_verify(app, phone: str) -> str:
     """EXPLAIN ANALYZE of verifySmsCode's lookup (sms_service.services.codes): the
-    newest active code of the number; the consuming UPDATE then goes by primary key."""
+    number's active code; the consuming UPDATE then goes by primary key."""
     from sms_service.models import VerificationCode
 
-    qs = (
-        VerificationCode.objects.filter(
-            app_id=app.pk, phone=phone, purpose="generic", status="active"
-        )
-        .order_by("-created_at")
-        .values_list("pk", "digest", "attempts")[:1]
-    )
+    qs = VerificationCode.objects.filter(
+        app_id=app.pk, phone=phone, purpose="generic", status="active"
+    ).values_list("pk", "digest", "attempts")[:1]
     return qs.explain(analyze=True)
 
 

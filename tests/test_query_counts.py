@@ -65,12 +65,13 @@ def priced(app):
 
 def test_request_sms_code_queries(client, lc, signature, django_assert_max_num_queries,
                                   django_capture_on_commit_callbacks):
-    """Supersede, code, message: 3 + the transaction pair. The app (with its
-    default signature) and the price come from the shared cache once warm."""
+    """The code (one upsert over the number's row) and the message: 2 + the
+    transaction pair. The app (with its default signature) and the price come
+    from the cache once warm."""
     lc.post("/1.1/requestSmsCode", {"mobilePhoneNumber": "+8613800138197"})  # warm the price
     captured = _request(client, lc, "+8613800138100", django_capture_on_commit_callbacks,
                         django_assert_max_num_queries, MAX_QUERIES)
-    assert len(_data_statements(captured)) == 3, _data_statements(captured)
+    assert len(_data_statements(captured)) == 2, _data_statements(captured)
 
 
 def test_request_sms_code_queries_billed(client, lc, signature, priced,
@@ -80,7 +81,7 @@ def test_request_sms_code_queries_billed(client, lc, signature, priced,
     lc.post("/1.1/requestSmsCode", {"mobilePhoneNumber": "+8613800138199"})  # warm the price
     captured = _request(client, lc, "+8613800138101", django_capture_on_commit_callbacks,
                         django_assert_max_num_queries, MAX_QUERIES)
-    assert len(_data_statements(captured)) == 5, _data_statements(captured)
+    assert len(_data_statements(captured)) == 4, _data_statements(captured)
 
 
 def test_template_message_queries(client, lc, app, signature, priced,
@@ -104,7 +105,7 @@ def test_test_number_lookup_only_when_the_app_has_some(client, lc, app, signatur
     lc.post("/1.1/requestSmsCode", {"mobilePhoneNumber": "+8613800138196"})  # warm the price
     captured = _request(client, lc, "+8613800138105", django_capture_on_commit_callbacks,
                         django_assert_max_num_queries, MAX_QUERIES)
-    assert len(_data_statements(captured)) == 4, _data_statements(captured)
+    assert len(_data_statements(captured)) == 3, _data_statements(captured)
 
 
 # --- verifySmsCode ------------------------------------------------------------------

@@ -25,7 +25,7 @@ class CodePurpose(models.TextChoices):
 class CodeStatus(models.TextChoices):
     ACTIVE = "active", _("Active")
     USED = "used", _("Used")
-    SUPERSEDED = "superseded", _("Replaced by a newer code")
+    SUPERSEDED = "superseded", _("Replaced by a newer code")  # no longer written
     DEAD = "dead", _("Too many wrong attempts")
     EXPIRED = "expired", _("Expired")
 
@@ -36,7 +36,9 @@ class VerificationCodeQuerySet(models.QuerySet):
 
 
 class VerificationCode(models.Model):
-    """One issued code.
+    """The current code of one (app, phone, purpose): a new send overwrites the
+    row (R-CODE-6), so the table holds one row per number and purpose however
+    many codes are sent.
 
     ``digest`` is HMAC(secret, app | phone | purpose | code): it binds the code to
     the number and the purpose. ``lookup`` is HMAC(secret, app | purpose | code),
@@ -49,7 +51,7 @@ class VerificationCode(models.Model):
         verbose_name=_("app"),
         on_delete=models.CASCADE,
         related_name="codes",
-        db_index=False,  # sms_code_owner and the lookup constraint lead with app
+        db_index=False,  # sms_code_one_per_number leads with it
     )
     phone = models.CharField(_("phone number (E.164)"), max_length=20)
     purpose = models.CharField(
@@ -72,15 +74,7 @@ class VerificationCode(models.Model):
         verbose_name = _("verification code")
         verbose_name_plural = _("verification codes")
         indexes = [
-            # Every read and write of a live code names (app, phone, purpose) or
-            # (app, purpose, lookup) of an *active* row: both indexes hold active
-            # rows only, so they stay small however many used, expired and
-            # superseded rows the table keeps.
-            models.Index(
-                fields=["app", "phone", "purpose"],
-                condition=models.Q(status="active"),
-                name="sms_code_owner",
-            ),
+            # The periodic expiry looks at active rows only.
             models.Index(
                 fields=["expires_at"],
                 condition=models.Q(status="active"),
@@ -88,11 +82,15 @@ class VerificationCode(models.Model):
             ),
         ]
         constraints = [
+            # A send is one INSERT ... ON CONFLICT on this; verify reads by it.
+            models.UniqueConstraint(
+                fields=["app", "phone", "purpose"], name="sms_code_one_per_number"
+            ),
             models.UniqueConstraint(
                 fields=["app", "purpose", "lookup"],
                 condition=models.Q(status="active"),
                 name="sms_code_active_lookup_unique",
-            )
+            ),
         ]
 
     def __str__(self) -> str:

@@ -47,14 +47,17 @@ def issue_code(
     fixed_code: str | None = None,
     data: dict | None = None,
 ) -> IssuedCode:
-    """Create a code for (app, phone, purpose), superseding earlier ones (R-CODE-6).
+    """Issue a code for (app, phone, purpose), replacing the one it had (R-CODE-6).
 
-    Runs inside the caller's transaction, in two statements. The code is unique
-    among the active codes of (app, purpose) so that a code-only lookup finds one
-    row (R-CODE-9): a clash with another number's active row (about one draw in
-    10^6 / active codes; expired rows count until retired) raises
-    :class:`CodeCollisionError`, and the caller retries its transaction with a
-    new draw after retiring the row in the way if it has expired.
+    One statement inside the caller's transaction: an INSERT that overwrites the
+    number's row for that purpose (``ON CONFLICT ... DO UPDATE``), so the earlier
+    code stops working in the same step and the table keeps one row per number
+    and purpose. The code is unique among the active codes of (app, purpose) so
+    that a code-only lookup finds one row (R-CODE-9): a clash with another
+    number's active row (about one draw in 10^6 / active codes; expired rows
+    count until retired) raises :class:`CodeCollisionError`, and the caller
+    retries its transaction with a new draw after retiring the row in the way if
+    it has expired.
     """
     now = timezone.now()
     code = fixed_code or generate_code()
@@ -63,22 +66,32 @@ def issue_code(
     lookup = code_lookup(
         app_id=app.app_id, purpose=purpose, code=code, salt=phone if fixed_code else ""
     )
-    VerificationCode.objects.filter(
-        app_id=app.pk, phone=phone, purpose=purpose, status=CodeStatus.ACTIVE
-    ).update(status=CodeStatus.SUPERSEDED)
+    row = VerificationCode(
+        app=app,
+        phone=phone,
+        purpose=purpose,
+        digest=code_digest(app_id=app.app_id, phone=phone, purpose=purpose, code=code),
+        lookup=lookup,
+        status=CodeStatus.ACTIVE,
+        attempts=0,
+        expires_at=now + timedelta(minutes=ttl_minutes),
+        created_at=now,
+        used_at=None,
+        data=data or {},
+    )
     try:
-        row = VerificationCode.objects.create(
-            app=app,
-            phone=phone,
-            purpose=purpose,
-            digest=code_digest(app_id=app.app_id, phone=phone, purpose=purpose, code=code),
-            lookup=lookup,
-            expires_at=now + timedelta(minutes=ttl_minutes),
-            data=data or {},
+        VerificationCode.objects.bulk_create(
+            [row], update_conflicts=True, unique_fields=_OWNER, update_fields=_REISSUED
         )
     except IntegrityError as exc:
         raise CodeCollisionError(app=app, purpose=purpose, lookup=lookup) from exc
     return IssuedCode(code=code, row=row, is_test=fixed_code is not None)
+
+
+#: The row a send overwrites, and what it writes over.
+_OWNER = ["app", "phone", "purpose"]
+_REISSUED = ["digest", "lookup", "status", "attempts", "expires_at", "created_at", "used_at",
+             "data"]
 
 
 class CodeCollisionError(Exception):
@@ -116,24 +129,19 @@ def verify_code(*, app: App, phone: str, purpose: str, code: object) -> None:
     Raises :class:`InvalidCodeError` (603) when it is wrong, expired, used, dead or
     was never issued; the response does not say which.
 
-    Two statements: read the newest active row's keyed digest (no model built),
+    Two statements: read the number's active row's keyed digest (no model built),
     compare it with the submitted code's in constant time, then one conditional
     UPDATE that consumes the row (single use, atomic: of two concurrent correct
     submissions exactly one wins) or counts the wrong attempt.
     """
     if not _well_formed(code):
         raise InvalidCodeError()
-    row = (
-        VerificationCode.objects.filter(
-            app_id=app.pk, phone=phone, purpose=purpose, status=CodeStatus.ACTIVE
-        )
-        .order_by("-created_at")
-        .values_list("pk", "digest", "attempts")
-        .first()
-    )
-    if row is None:
+    rows = VerificationCode.objects.filter(
+        app_id=app.pk, phone=phone, purpose=purpose, status=CodeStatus.ACTIVE
+    ).values_list("pk", "digest", "attempts")[:1]  # one row per (app, phone, purpose)
+    if not rows:
         raise InvalidCodeError()
-    pk, digest, attempts = row
+    pk, digest, attempts = rows[0]
     expected = code_digest(app_id=app.app_id, phone=phone, purpose=purpose, code=str(code))
     if not digests_match(digest, expected):
         _count_wrong_attempt(app=app, phone=phone, purpose=purpose, pk=pk, attempts=attempts)
