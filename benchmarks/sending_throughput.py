@@ -19,8 +19,9 @@ What it does, on loopback only, with every loop bounded in count and time:
    endpoint does (benchmarks/urls.py; the same two statements as raw SQL are
    measured too, as the floor of what Django and DRF can serve). A baseline
    cycle is two requests like a real one, so the ratio compares the same
-   number of HTTP round trips. Prints cycles/s of each, the ratio of every
-   round and their median (target >= 0.5).
+   number of HTTP round trips. After a warm-up of each kind the database is
+   ANALYZEd (as autovacuum keeps a database in use). Prints cycles/s of each,
+   the ratio of every round and their median (target >= 0.5).
 4. Verify latency as the code table grows: bulk-fills verification_code rows
    (generate_series, same app, other numbers) to 10^4 and then 10^6 rows,
    ANALYZEs, and times single verify requests (median / p95) at each size,
@@ -262,6 +263,15 @@ def setup_schema_and_app():
     return app
 
 
+def analyze() -> None:
+    """Planner statistics for the tables the warm-up filled, as a database in use
+    has them (autovacuum would otherwise gather them in the middle of a round)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+
+
 def code_rows() -> int:
     from django.db import connection
 
@@ -311,8 +321,7 @@ def fill_codes(app_pk: int, target: int) -> float:
             )
         first = last
         log(f"    filled {first:>9,d} / {target:,d} rows")
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE sms_service_verificationcode")
+    analyze()
     return time.perf_counter() - start
 
 
@@ -391,6 +400,7 @@ def throughput(client: Client, numbers: Numbers, args, title: str) -> float:
              ("request+verify", client.cycle)]
     for label, work in kinds:
         run_for(f"warm-up {label}", 1.5, args.threads, work, numbers)
+    analyze()
     rates: dict[str, list[float]] = {label: [] for label, _ in kinds}
     for round_no in range(1, args.rounds + 1):
         for label, work in kinds if round_no % 2 else kinds[::-1]:
