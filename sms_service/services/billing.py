@@ -32,11 +32,12 @@ from typing import Any
 
 from django.core.mail import send_mail
 from django.db import IntegrityError, models, transaction
-from django.db.models import Case, F, Q, Sum, Value, When
+from django.db.models import Case, F, Sum, Value, When
 from django.db.models.functions import Greatest, Round, TruncDate
 from django.utils import timezone
 
 from .. import segments as seg
+from .. import sql
 from ..conf import app_settings
 from ..exceptions import (
     AppThresholdExceededError,
@@ -165,13 +166,7 @@ def hold(*, message: Message) -> None:
         return
     app = message.app
     today = timezone.localdate()
-    spent = _spent_on(today)
-    cap_ok = Q(daily_spend_cap__isnull=True) | Q(daily_spend_cap__gte=spent + cost)
-    taken = App.objects.filter(cap_ok, pk=app.pk, balance__gte=cost).update(
-        balance=_plus("balance", -cost),
-        spent_today=Round(spent + cost, 4, output_field=_MONEY_FIELD),
-        spend_day=today,
-    )
+    taken = sql.run(App, _HOLD, [cost, today, cost, today, app.pk, cost, today, cost])
     if not taken:
         raise _refusal(app_pk=app.pk, cost=cost)
     LedgerEntry.objects.create(
@@ -185,13 +180,18 @@ def hold(*, message: Message) -> None:
         _arm_balance_alert(app_pk=app.pk)
 
 
-def _spent_on(day: date) -> Case:
-    """SQL for what the app spent on ``day`` (the counter restarts each day)."""
-    return Case(
-        When(spend_day=day, then=F("spent_today")),
-        default=Value(Decimal(0)),
-        output_field=_MONEY_FIELD,
-    )
+# The hold as one conditional UPDATE, written out (see sms_service.sql): take
+# ``cost`` from the balance and add it to the day's spend (restarting the count
+# on a new day), only if the balance covers it and the daily cap allows it.
+# ROUND keeps SQLite's float arithmetic on 4-place values (see _plus).
+_HOLD = (
+    "UPDATE {table} SET "
+    "balance = ROUND(balance - %s, 4), "
+    "spent_today = ROUND(CASE WHEN spend_day = %s THEN spent_today ELSE 0 END + %s, 4), "
+    "spend_day = %s "
+    "WHERE id = %s AND balance >= %s AND (daily_spend_cap IS NULL OR "
+    "daily_spend_cap >= CASE WHEN spend_day = %s THEN spent_today ELSE 0 END + %s)"
+)
 
 
 def _refusal(*, app_pk: int, cost: Decimal) -> Exception:

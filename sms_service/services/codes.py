@@ -10,13 +10,13 @@ wrong attempt (the fifth kills it).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from django.db import IntegrityError, connections, router
+from django.db import IntegrityError
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
-from .. import signals
+from .. import signals, sql
 from ..conf import app_settings
 from ..exceptions import InvalidCodeError
 from ..models import App, CodeStatus, TestNumber, VerificationCode
@@ -136,7 +136,8 @@ def verify_code(*, app: App, phone: str, purpose: str, code: object) -> None:
     """
     if not _well_formed(code):
         raise InvalidCodeError()
-    row = _run(_ACTIVE_CODE, [app.pk, phone, purpose, CodeStatus.ACTIVE], fetch=True)
+    row = sql.run(VerificationCode, _ACTIVE_CODE, [app.pk, phone, purpose, CodeStatus.ACTIVE],
+                  fetch=True)
     if row is None:
         raise InvalidCodeError()
     pk, digest, attempts = row
@@ -145,8 +146,8 @@ def verify_code(*, app: App, phone: str, purpose: str, code: object) -> None:
         _count_wrong_attempt(app=app, phone=phone, purpose=purpose, pk=pk, attempts=attempts)
         raise InvalidCodeError()
     now = timezone.now()
-    consumed = _run(_CONSUME, [CodeStatus.USED, now, pk, CodeStatus.ACTIVE, now,
-                               app_settings.CODE_MAX_ATTEMPTS])
+    consumed = sql.run(VerificationCode, _CONSUME, [CodeStatus.USED, now, pk, CodeStatus.ACTIVE,
+                                                    now, app_settings.CODE_MAX_ATTEMPTS])
     if not consumed:
         raise InvalidCodeError()
     signals.code_verified.send_robust(
@@ -154,8 +155,7 @@ def verify_code(*, app: App, phone: str, purpose: str, code: object) -> None:
     )
 
 
-# verifySmsCode's two statements, written out: they run on every verify, and
-# building them through the ORM costs more than running them.
+# verifySmsCode's two statements, written out (see sms_service.sql).
 _ACTIVE_CODE = (
     "SELECT id, digest, attempts FROM {table} "
     "WHERE app_id = %s AND phone = %s AND purpose = %s AND status = %s"
@@ -164,19 +164,6 @@ _CONSUME = (
     "UPDATE {table} SET status = %s, used_at = %s "
     "WHERE id = %s AND status = %s AND expires_at > %s AND attempts < %s"
 )
-
-
-def _run(sql: str, params: list, *, fetch: bool = False):
-    """Run one of the statements above on VerificationCode's database: the first
-    row when ``fetch``, else the number of rows changed."""
-    alias = router.db_for_write(VerificationCode)
-    connection = connections[alias]
-    ops = connection.ops
-    params = [ops.adapt_datetimefield_value(p) if isinstance(p, datetime) else p
-              for p in params]
-    with connection.cursor() as cursor:
-        cursor.execute(sql.format(table=ops.quote_name(VerificationCode._meta.db_table)), params)
-        return cursor.fetchone() if fetch else cursor.rowcount
 
 
 def verify_code_only(*, app: App, purpose: str, code: object) -> VerificationCode:
