@@ -1,9 +1,9 @@
 """Hand-written statements for the few hot paths where building a query through
 the ORM costs more than running it (every verify, every billed send).
 
-Statements name their table as ``{table}`` and take ``%s`` parameters; values
-go through the backend's own adapters, so the same text runs on PostgreSQL and
-SQLite. Everything else uses the ORM.
+Statements name their table as ``{table}`` and take ``%s`` parameters; dates,
+times and JSON objects go through the backend's own adapters, so the same text
+runs on PostgreSQL and SQLite. Everything else uses the ORM.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ def run(model: type[models.Model], sql: str, params: list[Any], *, fetch: bool =
     adapted = [
         ops.adapt_datetimefield_value(value) if isinstance(value, datetime)
         else ops.adapt_datefield_value(value) if isinstance(value, date)
+        else ops.adapt_json_value(value, None) if isinstance(value, dict)
         else value
         for value in params
     ]

@@ -162,6 +162,15 @@ def test_R_CODE_6_new_send_invalidates_earlier_codes(app, monkeypatch):
     assert status_of(second) == CodeStatus.USED
 
 
+def test_a_code_carries_its_flow_data_until_the_next_send(app):
+    first = codes.issue_code(app=app, phone=PHONE, purpose=CodePurpose.SIGNUP, ttl_minutes=10,
+                             data={"username": "李雷", "step": 2})
+    assert VerificationCode.objects.get(pk=first.row.pk).data == {"username": "李雷", "step": 2}
+    again = issue(app, purpose=CodePurpose.SIGNUP)
+    assert again.row.pk == first.row.pk
+    assert VerificationCode.objects.get(pk=first.row.pk).data == {}
+
+
 def test_R_CODE_6_a_new_send_after_a_dead_code_starts_afresh(app, monkeypatch):
     draws = iter(["111111", "222222"])
     monkeypatch.setattr(codes, "generate_code", lambda: next(draws))

@@ -80,18 +80,26 @@ def issue_code(
         data=data or {},
     )
     try:
-        VerificationCode.objects.bulk_create(
-            [row], update_conflicts=True, unique_fields=_OWNER, update_fields=_REISSUED
-        )
+        (row.pk,) = sql.run(VerificationCode, _ISSUE, [
+            app.pk, phone, purpose, row.digest, row.lookup, row.status, row.expires_at,
+            row.created_at, row.data,
+        ], fetch=True)
     except IntegrityError as exc:
         raise CodeCollisionError(app=app, purpose=purpose, lookup=lookup) from exc
+    row._state.adding = False
     return IssuedCode(code=code, row=row, is_test=fixed_code is not None)
 
 
-#: The row a send overwrites, and what it writes over.
-_OWNER = ["app", "phone", "purpose"]
-_REISSUED = ["digest", "lookup", "status", "attempts", "expires_at", "created_at", "used_at",
-             "data"]
+# The send's statement, written out (see sms_service.sql): a new row, or the
+# number's row for that purpose overwritten with the new code.
+_ISSUE = (
+    "INSERT INTO {table} (app_id, phone, purpose, digest, lookup, status, attempts, "
+    "expires_at, created_at, used_at, data) VALUES (%s, %s, %s, %s, %s, %s, 0, %s, %s, NULL, %s) "
+    "ON CONFLICT (app_id, phone, purpose) DO UPDATE SET digest = excluded.digest, "
+    "lookup = excluded.lookup, status = excluded.status, attempts = 0, "
+    "expires_at = excluded.expires_at, created_at = excluded.created_at, used_at = NULL, "
+    "data = excluded.data RETURNING id"
+)
 
 
 class CodeCollisionError(Exception):
