@@ -187,9 +187,9 @@ class LedgerEntry(models.Model):
         # Keep the money history if old messages are ever purged.
         on_delete=models.SET_NULL,
         related_name="ledger_entries",
-        # Keeps its own index: on PostgreSQL, dropping a foreign key's index also
-        # drops single-column indexes on the column, sms_ledger_one_settlement
-        # among them.
+        # Keeps its own index: when a migration drops a foreign key's index,
+        # Django drops every single-column index on that column, and on
+        # PostgreSQL sms_ledger_one_settlement is one (tests/test_schema.py).
     )
     idempotency_key = models.CharField(
         _("idempotency key"),
