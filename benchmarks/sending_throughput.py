@@ -326,14 +326,18 @@ def fill_codes(app_pk: int, target: int) -> float:
 
 
 def explain_verify(app, phone: str) -> str:
-    """EXPLAIN ANALYZE of verifySmsCode's lookup (sms_service.services.codes): the
-    number's active code; the consuming UPDATE then goes by primary key."""
-    from sms_service.models import VerificationCode
+    """EXPLAIN ANALYZE of verifySmsCode's lookup, the statement itself
+    (sms_service.services.codes.ACTIVE_CODE_SQL); the consuming UPDATE then goes
+    by primary key."""
+    from django.db import connection
 
-    qs = VerificationCode.objects.filter(
-        app_id=app.pk, phone=phone, purpose="generic", status="active"
-    ).values_list("pk", "digest", "attempts")[:1]
-    return qs.explain(analyze=True)
+    from sms_service.models import VerificationCode
+    from sms_service.services.codes import ACTIVE_CODE_SQL
+
+    statement = ACTIVE_CODE_SQL.format(table=VerificationCode._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN ANALYZE " + statement, [app.pk, phone, "generic", "active"])
+        return "\n".join(row[0] for row in cursor.fetchall())
 
 
 def verify_latency(client: Client, numbers: Numbers, count: int, label: str) -> list[float]:

@@ -25,7 +25,6 @@ class CodePurpose(models.TextChoices):
 class CodeStatus(models.TextChoices):
     ACTIVE = "active", _("Active")
     USED = "used", _("Used")
-    SUPERSEDED = "superseded", _("Replaced by a newer code")  # no longer written
     DEAD = "dead", _("Too many wrong attempts")
     EXPIRED = "expired", _("Expired")
 

@@ -205,8 +205,6 @@ def retry_delay(attempt: int) -> int:
 
 def apply_report(report: DeliveryReport, *, provider: str) -> Message | None:
     """Apply a delivery receipt; replays and out-of-order receipts change nothing."""
-    if not report.provider_message_id:
-        return None  # would match every message the provider has not taken yet
     message = (
         Message.objects.select_related("app")
         .filter(provider_message_id=report.provider_message_id, provider=provider)
