@@ -20,6 +20,8 @@ from django.utils.module_loading import import_string
 
 #: Every setting with its default. Documented in the README's settings table.
 DEFAULTS: dict[str, Any] = {
+    # The class a project subclasses to change behaviour (sms_service.adapter).
+    "ADAPTER": "sms_service.adapter.DefaultSmsAdapter",
     # Provider backends by alias, like Django's CACHES. "default" is used unless a
     # channel is routed elsewhere in CHANNEL_BACKENDS.
     "BACKENDS": {
@@ -126,7 +128,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 #: Settings holding dotted paths, imported on access.
-IMPORT_STRINGS: tuple[str, ...] = ()
+IMPORT_STRINGS: tuple[str, ...] = ("ADAPTER",)
 
 
 class AppSettings:
