@@ -125,6 +125,23 @@ DEFAULTS: dict[str, Any] = {
     # Compiled Handlebars templates kept in memory per process (LRU entries).
     "TEMPLATE_CACHE_SIZE": 512,
     # --- end of content block -----------------------------------------------------
+    # --- Phone users (R-USER) -----------------------------------------------------
+    # A login that fails this many times within LOGIN_LOCKOUT_SECONDS locks the
+    # account (per app) until LOGIN_LOCKOUT_SECONDS after the last failure (219).
+    "LOGIN_MAX_FAILURES": 6,
+    "LOGIN_LOCKOUT_SECONDS": 900,
+    # Per client IP: (seconds, requests) windows shared by every login and code
+    # endpoint of the user API (the sending ones also count under RATE_LIMITS["ip"]).
+    "USER_IP_LIMITS": [(60, 30), (3600, 300)],
+    # True: answers that would tell whether a number or username has an account
+    # (213, 211, 215 on the "request a code" calls; 211 on login) become the
+    # success answer ({} with nothing sent) or the wrong-password answer (210).
+    "CONCEAL_ACCOUNTS": False,
+    # Default ttl (minutes) of requestChangePhoneNumber's code, as LeanCloud.
+    "CHANGE_PHONE_TTL_MINUTES": 6,
+    # Largest JSON size (bytes) of a member's other fields.
+    "MAX_USER_FIELDS_BYTES": 16384,
+    # --- end of phone users block -------------------------------------------------
 }
 
 #: Settings holding dotted paths, imported on access.

@@ -20,16 +20,26 @@ class ErrorCode(IntEnum):
     OTHER = 1
     MALFORMED_JSON = 107
     OPERATION_FORBIDDEN = 119
+    INVALID_EMAIL = 125
     INVALID_PHONE_NUMBER = 127
+    DUPLICATE_VALUE = 137
     APP_QUOTA_EXCEEDED = 140
     APP_THRESHOLD_EXCEEDED = 154
     INSUFFICIENT_BALANCE = 160
+    USERNAME_MISSING = 200
+    PASSWORD_MISSING = 201
+    USERNAME_TAKEN = 202
+    EMAIL_TAKEN = 203
     SESSION_REQUIRED = 206
+    PASSWORD_MISMATCH = 210
     USER_NOT_FOUND = 211
     PHONE_NUMBER_MISSING = 212
     PHONE_NUMBER_NOT_FOUND = 213
     PHONE_NUMBER_TAKEN = 214
     PHONE_NUMBER_NOT_VERIFIED = 215
+    INVALID_USERNAME = 217
+    INVALID_PASSWORD = 218
+    LOGIN_LOCKED = 219
     UNAUTHORIZED = 401
     FORBIDDEN = 403
     NOT_FOUND = 404
@@ -209,6 +219,85 @@ class ValidateTokenMissingError(SmsServiceError):
 
 class MessageTooLongError(SmsServiceError):
     default_message = "The message is longer than 400 characters."
+
+
+# --- Phone users (R-USER) ------------------------------------------------------------
+
+
+class InvalidEmailError(SmsServiceError):
+    code = ErrorCode.INVALID_EMAIL
+    default_message = "The email address was invalid."
+
+
+class DuplicateValueError(SmsServiceError):
+    code = ErrorCode.DUPLICATE_VALUE
+    default_message = "A unique field was given a value that is already taken."
+
+
+class UsernameMissingError(SmsServiceError):
+    code = ErrorCode.USERNAME_MISSING
+    default_message = "Username is missing or empty"
+
+
+class PasswordMissingError(SmsServiceError):
+    code = ErrorCode.PASSWORD_MISSING
+    default_message = "Password is missing or empty."
+
+
+class UsernameTakenError(SmsServiceError):
+    code = ErrorCode.USERNAME_TAKEN
+    default_message = "Username has already been taken."
+
+
+class EmailTakenError(SmsServiceError):
+    code = ErrorCode.EMAIL_TAKEN
+    default_message = "Email has already been taken."
+
+
+class SessionRequiredError(SmsServiceError):
+    code = ErrorCode.SESSION_REQUIRED
+    http_status = 403
+    default_message = "The user cannot be altered by a client without the session."
+
+
+class PasswordMismatchError(SmsServiceError):
+    code = ErrorCode.PASSWORD_MISMATCH
+    default_message = "The username and password mismatch."
+
+
+class UserNotFoundError(SmsServiceError):
+    code = ErrorCode.USER_NOT_FOUND
+    default_message = "Could not find user."
+
+
+class PhoneNumberNotFoundError(SmsServiceError):
+    code = ErrorCode.PHONE_NUMBER_NOT_FOUND
+    default_message = "A user with the specified mobile phone number was not found."
+
+
+class PhoneNumberTakenError(SmsServiceError):
+    code = ErrorCode.PHONE_NUMBER_TAKEN
+    default_message = "Mobile phone number has already been taken."
+
+
+class PhoneNumberNotVerifiedError(SmsServiceError):
+    code = ErrorCode.PHONE_NUMBER_NOT_VERIFIED
+    default_message = "Mobile phone number isn't verified."
+
+
+class InvalidUsernameError(SmsServiceError):
+    code = ErrorCode.INVALID_USERNAME
+    default_message = "Invalid username, it must be a non-blank string."
+
+
+class InvalidPasswordError(SmsServiceError):
+    code = ErrorCode.INVALID_PASSWORD
+    default_message = "Invalid password, it must be a non-blank string."
+
+
+class LoginLockedError(SmsServiceError):
+    code = ErrorCode.LOGIN_LOCKED
+    default_message = "登录失败次数超过限制，请稍候再试，或者通过忘记密码重设密码。"
 
 
 # --- Provider errors (raised by backends, handled by the delivery service) ---------

@@ -31,3 +31,37 @@ content_approved = Signal()
 #: A reviewer rejected a signature or template version. Args: item, app, reviewer,
 #: reason.
 content_rejected = Signal()
+
+# --- Phone users (sender: AppUser) ----------------------------------------------------
+# The API's logins also send Django's own ``django.contrib.auth.signals.user_logged_in``
+# (with the request), so receivers such as update_last_login run for them too.
+
+#: A member was created. Args: app, member, method ("password", "sms_code" or
+#: "import").
+member_signed_up = Signal()
+
+#: A member logged in and got a session. Args: app, member, method ("password" or
+#: "sms_code").
+member_logged_in = Signal()
+
+#: A login failed. Args: app, account (what the client sent, e.g. "phone:+86…"),
+#: member (None when no member matched), failures (in the current window).
+member_login_failed = Signal()
+
+#: Too many failed logins locked an account. Args: app, account, member (or None),
+#: locked_until.
+member_locked_out = Signal()
+
+#: A member's phone number was verified. Args: app, member, phone.
+member_phone_verified = Signal()
+
+#: A member's phone number changed. Args: app, member, old_phone, new_phone,
+#: verified.
+member_phone_changed = Signal()
+
+#: A member's password changed (update, reset by SMS code). Args: app, member, method
+#: ("update", "reset").
+member_password_changed = Signal()
+
+#: A member's sessions were ended. Args: app, member, count.
+member_sessions_ended = Signal()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.urls import re_path
 
-from . import sms, status, views
+from . import sms, status, users, views
 
 
 def lc(route: str, view, name: str):
@@ -15,6 +15,29 @@ def lc(route: str, view, name: str):
 urlpatterns = [
     lc("requestSmsCode", sms.RequestSmsCodeView.as_view(), "request-sms-code"),
     lc(r"verifySmsCode/(?P<code>[^/]*)", sms.VerifySmsCodeView.as_view(), "verify-sms-code"),
+    # Phone users (LeanCloud's _User subset).
+    lc("users", users.UsersView.as_view(), "users"),
+    lc("login", users.LoginView.as_view(), "login"),
+    lc("users/me", users.MeView.as_view(), "users-me"),
+    lc(r"users/(?P<object_id>[A-Za-z0-9]+)", users.UserDetailView.as_view(), "user"),
+    lc(r"users/(?P<object_id>[A-Za-z0-9]+)/updatePassword",
+       users.UpdatePasswordView.as_view(), "update-password"),
+    lc(r"users/(?P<object_id>[A-Za-z0-9]+)/refreshSessionToken",
+       users.RefreshSessionTokenView.as_view(), "refresh-session-token"),
+    lc("usersByMobilePhone", users.UsersByMobilePhoneView.as_view(), "users-by-mobile-phone"),
+    lc("requestLoginSmsCode", users.RequestLoginSmsCodeView.as_view(),
+       "request-login-sms-code"),
+    lc("requestMobilePhoneVerify", users.RequestMobilePhoneVerifyView.as_view(),
+       "request-mobile-phone-verify"),
+    lc(r"verifyMobilePhone/(?P<code>[^/]*)", users.VerifyMobilePhoneView.as_view(),
+       "verify-mobile-phone"),
+    lc("requestPasswordResetBySmsCode", users.RequestPasswordResetView.as_view(),
+       "request-password-reset-by-sms-code"),
+    lc(r"resetPasswordBySmsCode/(?P<code>[^/]*)", users.ResetPasswordView.as_view(),
+       "reset-password-by-sms-code"),
+    lc("requestChangePhoneNumber", users.RequestChangePhoneNumberView.as_view(),
+       "request-change-phone-number"),
+    lc("changePhoneNumber", users.ChangePhoneNumberView.as_view(), "change-phone-number"),
     # Message status query (issue 5; not in LeanCloud's API).
     lc("sms/messages", status.MessageListView.as_view(), "sms-messages"),
 ]

@@ -11,15 +11,18 @@ from .messages import (
     MessageStatus,
     mask_phone,
 )
+from .users import AppUser, LoginLockout, UserSession
 
 __all__ = [
     "App",
+    "AppUser",
     "Channel",
     "CodePurpose",
     "CodeStatus",
     "FINAL_STATUSES",
     "LedgerEntry",
     "LedgerKind",
+    "LoginLockout",
     "Message",
     "MessageEvent",
     "MessageKind",
@@ -31,6 +34,7 @@ __all__ = [
     "TemplateVersion",
     "TestNumber",
     "UnmatchedReceipt",
+    "UserSession",
     "VerificationCode",
     "mask_phone",
 ]

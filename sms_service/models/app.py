@@ -149,18 +149,39 @@ class App(models.Model):
         ),
     )
 
-    # Account settings (R-USER).
+    # Account settings (R-USER), worded as LeanCloud's console.
     signup_sends_verification = models.BooleanField(
-        _("send verification SMS on signup"), default=True
+        _("send verification SMS when users register or change phone numbers from clients"),
+        default=True,
+        help_text=_(
+            "On: a number passed when a user signs up (or set later by the client) gets a "
+            "verification code; the number is verified once the code comes back. Off: no "
+            "message is sent."
+        ),
     )
     forbid_unverified_login = models.BooleanField(
-        _("forbid login for unverified phones"), default=False
+        _("do not allow users with unverified phone numbers to log in"),
+        default=False,
+        help_text=_(
+            "On: a user whose number is unverified cannot log in with number and password "
+            "or number and SMS code (215); username and password still work. Off: "
+            "verification does not affect how users log in."
+        ),
     )
     allow_unverified_reset = models.BooleanField(
-        _("allow password reset for unverified phones"), default=False
+        _("allow users with unverified phone numbers to reset passwords with SMS"),
+        default=False,
+        help_text=_(
+            "On: users with an unverified number may reset their password with an SMS "
+            "code. Off: the number must be verified first (215)."
+        ),
     )
     allow_sms_login = models.BooleanField(
-        _("allow SMS-code login for verified phones"), default=False
+        _("allow users with verified phone numbers to login with SMS"),
+        default=False,
+        help_text=_(
+            "On: users may log in with number and SMS code. Off: they cannot (119)."
+        ),
     )
 
     created_at = models.DateTimeField(_("created"), auto_now_add=True)

@@ -45,6 +45,11 @@ def code_lookup(*, app_id: str, purpose: str, code: str, salt: str = "") -> str:
     return hmac.new(_key("code-lookup"), msg, hashlib.sha256).hexdigest()
 
 
+def token_digest(*, label: str, token: str) -> str:
+    """HMAC of a random token (session tokens): what is stored instead of it."""
+    return hmac.new(_key(label), token.encode(), hashlib.sha256).hexdigest()
+
+
 def digests_match(a: str, b: str) -> bool:
     """Constant-time comparison of two hex digests."""
     return hmac.compare_digest(a.encode(), b.encode())
