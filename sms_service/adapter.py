@@ -12,11 +12,17 @@ The methods fall in two groups:
   the client IP, owner notifications.
 * **Phone users**: finding, creating and updating the host project's users by
   phone number (used by the user endpoints and the bundled pages).
+
+Phone numbers reach the adapter as E.164 strings (``"+8618612345678"``).
 """
 
 from __future__ import annotations
 
+import logging
+import secrets
 from typing import TYPE_CHECKING, Any
+
+from django.core.mail import send_mail
 
 from .conf import app_settings
 
@@ -24,6 +30,21 @@ if TYPE_CHECKING:
     from django.http import HttpRequest
 
     from .models import App, AppUser
+
+logger = logging.getLogger(__name__)
+
+#: The default verification text per language: ``{name}`` is the app (or the
+#: caller's ``name``), ``{op}`` the operation, ``{code}`` the code and ``{ttl}``
+#: its validity in minutes. The signature is added in front by the service.
+DEFAULT_TEXTS: dict[str, str] = {
+    "zh": "您正在使用{name}服务进行{op}操作，您的验证码是：{code}，请在{ttl}分钟内完成验证。",
+    "en": "You are using {name} to {op}. Your verification code is {code}, "
+    "valid for {ttl} minutes.",
+}
+#: The operation named when the caller gives no ``op``.
+DEFAULT_OPS: dict[str, str] = {"zh": "短信验证", "en": "verify your phone number"}
+#: The language used when the app's language has no text above.
+FALLBACK_LANGUAGE = "zh"
 
 
 class DefaultSmsAdapter:
@@ -34,6 +55,78 @@ class DefaultSmsAdapter:
         self.request = request
 
     # --- Sending --------------------------------------------------------------
+
+    def generate_code(self, *, app: App, phone: str, purpose: str, length: int) -> str:
+        """A fresh verification code of ``length`` digits (``CODE_LENGTH``).
+
+        The default draws each digit from the operating system's CSPRNG. A
+        replacement must return exactly ``length`` ASCII digits, and should stay
+        unpredictable: the code is the only secret of a verification.
+        """
+        return "".join(str(secrets.randbelow(10)) for _ in range(length))
+
+    def default_text(
+        self, *, app: App, name: str, op: str | None, code: str, ttl: int, language: str
+    ) -> str:
+        """The body of a verification SMS sent without a template (no 【signature】).
+
+        ``name`` is the app's name (or the caller's ``name``), ``op`` the caller's
+        operation or None, ``code`` the code, ``ttl`` its validity in minutes and
+        ``language`` the app's ``default_language``. The text must contain ``code``
+        exactly once.
+        """
+        if language not in DEFAULT_TEXTS:
+            language = FALLBACK_LANGUAGE
+        return DEFAULT_TEXTS[language].format(
+            name=name, op=op or DEFAULT_OPS[language], code=code, ttl=ttl
+        )
+
+    def get_backend_aliases(
+        self, *, app: App, phone: str, channel: str, kind: str
+    ) -> list[str]:
+        """The backend aliases (keys of ``BACKENDS``) for one message, best first.
+
+        ``channel`` is ``"sms"`` or ``"voice"``, ``kind`` the message kind
+        (``"verification"``, ``"notification"``, ``"marketing"``). The default
+        routes by channel through ``CHANNEL_BACKENDS``, else ``"default"``.
+        """
+        return [app_settings.CHANNEL_BACKENDS.get(channel, "default")]
+
+    def get_client_ip(self, *, request: HttpRequest) -> str | None:
+        """The caller's IP address for the per-IP sending limit and the message log.
+
+        ``REMOTE_ADDR``, or the first address of ``X-Forwarded-For`` when
+        ``TRUST_X_FORWARDED_FOR`` is on (only behind a proxy you control, which
+        overwrites the header).
+        """
+        if app_settings.TRUST_X_FORWARDED_FOR:
+            forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+            if forwarded:
+                return forwarded.split(",")[0].strip() or None
+        return request.META.get("REMOTE_ADDR") or None
+
+    def notify_owner(
+        self, *, app: App, subject: str, body: str, event: str, context: dict[str, Any]
+    ) -> None:
+        """Tell the app's owner about ``event``; runs after the change committed.
+
+        Events: ``"content_approved"`` and ``"content_rejected"`` (context:
+        ``item``, the Signature or TemplateVersion) and ``"balance_low"``
+        (context: ``balance``, ``threshold``). The default emails ``subject`` and
+        ``body`` to :meth:`owner_email`; nothing is sent when there is none.
+        Exceptions are logged by the caller and never undo the change.
+        """
+        recipient = self.owner_email(app=app)
+        if not recipient:
+            logger.warning("%s for app %s: the owner has no email address", event, app.app_id)
+            return
+        send_mail(subject, body, None, [recipient])
+
+    def owner_email(self, *, app: App) -> str:
+        """Where owner notifications go: ``App.owner_email``, else the owner's email."""
+        if app.owner_email:
+            return app.owner_email
+        return getattr(app.owner, "email", "") if app.owner_id else ""
 
     # --- Phone users -----------------------------------------------------------
 

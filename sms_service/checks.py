@@ -2,11 +2,51 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
 from .conf import app_settings
+
+#: The adapter methods each feature calls, and whether the feature is on. A
+#: feature that is on needs every one of its hooks on the configured adapter.
+ADAPTER_HOOKS: list[tuple[str, Callable[[], bool], tuple[str, ...]]] = [
+    ("sending", lambda: True,
+     ("generate_code", "default_text", "get_backend_aliases", "get_client_ip")),
+    ("owner notifications (review decisions)", lambda: True, ("notify_owner",)),
+    ("owner notifications (balance alerts)", lambda: bool(app_settings.BILLING_ENABLED),
+     ("notify_owner",)),
+]
+
+
+@register(Tags.compatibility)
+def check_adapter(app_configs=None, **kwargs):
+    """The ADAPTER setting names a class with every hook an enabled feature needs."""
+    path = app_settings.user_settings.get("ADAPTER", "sms_service.adapter.DefaultSmsAdapter")
+    try:
+        adapter = app_settings.ADAPTER
+    except ImportError as exc:
+        return [Error(
+            f'SMS_SERVICE["ADAPTER"] cannot be imported: {exc}',
+            hint="Use a dotted path to a subclass of sms_service.adapter.DefaultSmsAdapter.",
+            id="sms_service.E009",
+        )]
+    if not isinstance(adapter, type):
+        return [Error(f'SMS_SERVICE["ADAPTER"] must name a class, not {path!r}.',
+                      id="sms_service.E009")]
+    errors = []
+    for feature, enabled, hooks in ADAPTER_HOOKS:
+        missing = [hook for hook in hooks if not callable(getattr(adapter, hook, None))]
+        if missing and enabled():
+            errors.append(Error(
+                f'SMS_SERVICE["ADAPTER"] {adapter.__module__}.{adapter.__qualname__} lacks '
+                f"{', '.join(missing)}, which {feature} needs.",
+                hint="Subclass sms_service.adapter.DefaultSmsAdapter, which has every hook.",
+                id="sms_service.E010",
+            ))
+    return errors
 
 
 @register(Tags.compatibility)

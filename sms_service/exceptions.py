@@ -326,6 +326,13 @@ class ProviderOutcomeUnknownError(ProviderError):
     """The request may have reached the provider (e.g. read timeout): never resend."""
 
 
+class SendCancelled(ProviderError):
+    """Raised by a ``pre_send`` receiver to stop a message before the provider is
+    called. The outbox marks the message failed (not billed) with the reason."""
+
+    default_message = "The send was cancelled."
+
+
 # --- Configuration errors: never swallowed by retry paths ----------------------------
 
 

@@ -11,6 +11,16 @@ message_queued = Signal()
 #: A message changed status. Args: message, old_status, new_status.
 delivery_status_changed = Signal()
 
+#: A backend is about to hand a message to its provider. sender: the backend
+#: class. Args: backend, message (an OutgoingMessage). Raise
+#: ``sms_service.exceptions.SendCancelled`` to stop the send: the message becomes
+#: failed and is not billed. Any other exception is a temporary failure (retried).
+pre_send = Signal()
+
+#: The provider took a message. sender: the backend class. Args: backend, message
+#: (an OutgoingMessage), result (a SendResult). Receiver errors are logged only.
+post_send = Signal()
+
 #: A verification code was issued and its message queued. Args: app, phone, purpose, message.
 code_sent = Signal()
 

@@ -22,6 +22,20 @@ def _clean_outbox_and_cache():
 
 
 @pytest.fixture
+def draw_codes(settings):
+    """``draw_codes("111111", "222222")``: the next codes the adapter generates."""
+    from tests.adapters import ScriptedCodesAdapter
+
+    def draw(*codes: str) -> None:
+        ScriptedCodesAdapter.draws = list(codes)
+        settings.SMS_SERVICE = {**settings.SMS_SERVICE,
+                                "ADAPTER": "tests.adapters.ScriptedCodesAdapter"}
+
+    yield draw
+    ScriptedCodesAdapter.draws = []
+
+
+@pytest.fixture
 def outbox():
     return locmem.outbox
 

@@ -16,6 +16,10 @@ queued with :meth:`FakeTwilio.inject` and consumed one per POST, in order:
 ``FakeTwilio.inject("malformed")`` / ``FakeTwilio.inject("no_sid")``
     answer 201 with a body that is not JSON, or JSON without ``sid``.
 
+By default every connection carries one request (HTTP/1.0). ``keep_alive=True``
+speaks HTTP/1.1 with persistent connections, as Twilio does; each recorded
+request names the client's (host, port), so a test can count connections.
+
 The server binds to an ephemeral port on the loopback interface only. Tests
 start it through a fixture around :func:`running_fake_twilio`, which stops it
 (and wakes any delayed handler) at teardown.
@@ -56,6 +60,8 @@ class RecordedRequest:
     form: dict[str, str]
     auth: tuple[str, str] | None
     headers: dict[str, str]
+    #: The client's (host, port): one value per TCP connection.
+    client: tuple[str, int] = ("", 0)
 
 
 @dataclass
@@ -67,7 +73,13 @@ class Fault:
 class FakeTwilio:
     """State shared by the handler threads, plus the test-facing controls."""
 
-    def __init__(self, account_sid: str = ACCOUNT_SID, auth_token: str = AUTH_TOKEN):
+    def __init__(
+        self,
+        account_sid: str = ACCOUNT_SID,
+        auth_token: str = AUTH_TOKEN,
+        *,
+        keep_alive: bool = False,
+    ):
         self.account_sid = account_sid
         self.auth_token = auth_token
         #: Every request received, including failed ones, oldest first.
@@ -77,7 +89,8 @@ class FakeTwilio:
         self._faults: deque[Fault] = deque()
         self._lock = threading.Lock()
         self.stopping = threading.Event()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        handler = _KeepAliveHandler if keep_alive else _Handler
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
         self.server.fake = self  # type: ignore[attr-defined]
         # A short poll interval: shutdown() waits for the serving loop to notice.
@@ -120,6 +133,11 @@ class FakeTwilio:
     @property
     def posts(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.method == "POST"]
+
+    @property
+    def connections(self) -> set[tuple[str, int]]:
+        """The distinct client connections the requests came over."""
+        return {r.client for r in self.requests}
 
     # --- used by the handler ---------------------------------------------------------
 
@@ -182,6 +200,7 @@ class _Handler(BaseHTTPRequestHandler):
             form=form,
             auth=_basic_auth(self.headers.get("Authorization", "")),
             headers=dict(self.headers.items()),
+            client=self.client_address[:2],
         )
         fault = self.fake._record(recorded)
 
@@ -275,6 +294,12 @@ class _Handler(BaseHTTPRequestHandler):
             )
         self.close_connection = True
         self.connection.close()
+
+
+class _KeepAliveHandler(_Handler):
+    # HTTP/1.1: the connection stays open for the client's next request (every
+    # reply carries Content-Length).
+    protocol_version = "HTTP/1.1"
 
 
 def _basic_auth(header: str) -> tuple[str, str] | None:

@@ -13,7 +13,7 @@ from django.db import connection, connections
 from django.utils import timezone
 
 from sms_service.exceptions import InvalidCodeError
-from sms_service.models import CodePurpose, CodeStatus, VerificationCode
+from sms_service.models import App, CodePurpose, CodeStatus, VerificationCode
 from sms_service.services import codes
 
 PHONE = "+8618612345678"
@@ -42,8 +42,8 @@ def test_R_CODE_1_six_digits_from_secrets(monkeypatch):
         drawn.append(n)
         return real(n)
 
-    monkeypatch.setattr("sms_service.services.secrets._secrets.randbelow", spy)
-    code = codes.generate_code()
+    monkeypatch.setattr("sms_service.adapter.secrets.randbelow", spy)
+    code = codes.generate_code(app=App(), phone="+8618612345678", purpose=CodePurpose.GENERIC)
     assert len(code) == 6 and code.isdigit()
     assert drawn == [10] * 6
 
@@ -132,9 +132,8 @@ def test_R_CODE_4_four_wrong_attempts_still_allow_the_right_code(app):
         (OTHER, CodePurpose.SIGNUP),
     ],
 )
-def test_R_CODE_5_codes_are_bound_to_number_and_purpose(app, phone, purpose, monkeypatch):
-    draws = iter(["111111", "222222"])
-    monkeypatch.setattr(codes, "generate_code", lambda: next(draws))
+def test_R_CODE_5_codes_are_bound_to_number_and_purpose(app, phone, purpose, draw_codes):
+    draw_codes("111111", "222222")
     issued = issue(app, purpose=CodePurpose.SIGNUP)
     # An active code exists for the other (number, purpose) too: the signup code
     # still must not pass there.
@@ -149,9 +148,8 @@ def test_R_CODE_5_login_code_does_not_pass_generic_verify(app):
         check(app, issued.code, purpose=CodePurpose.GENERIC)
 
 
-def test_R_CODE_6_new_send_invalidates_earlier_codes(app, monkeypatch):
-    draws = iter(["111111", "222222"])
-    monkeypatch.setattr(codes, "generate_code", lambda: next(draws))
+def test_R_CODE_6_new_send_invalidates_earlier_codes(app, draw_codes):
+    draw_codes("111111", "222222")
     first = issue(app)
     second = issue(app)
     # One row per number and purpose: the new code overwrote the old one.
@@ -171,9 +169,8 @@ def test_a_code_carries_its_flow_data_until_the_next_send(app):
     assert VerificationCode.objects.get(pk=first.row.pk).data == {}
 
 
-def test_R_CODE_6_a_new_send_after_a_dead_code_starts_afresh(app, monkeypatch):
-    draws = iter(["111111", "222222"])
-    monkeypatch.setattr(codes, "generate_code", lambda: next(draws))
+def test_R_CODE_6_a_new_send_after_a_dead_code_starts_afresh(app, draw_codes):
+    draw_codes("111111", "222222")
     first = issue(app)
     for _ in range(5):
         with pytest.raises(InvalidCodeError):
@@ -212,9 +209,8 @@ class TestCodeOnlyLookup:
         assert row.phone == PHONE
 
     def test_a_code_live_for_another_number_is_drawn_again(self, lc, signature, outbox,
-                                                           monkeypatch):
-        draws = iter(["111111", "111111", "222222"])
-        monkeypatch.setattr(codes, "generate_code", lambda: next(draws))
+                                                           draw_codes):
+        draw_codes("111111", "111111", "222222")
         for phone in ("18612345678", "18612345679"):
             assert lc.post("/1.1/requestSmsCode", {"mobilePhoneNumber": phone}).json() == {}
         assert [m.body[-30:].count("111111") for m in outbox] == [1, 0]
@@ -222,8 +218,8 @@ class TestCodeOnlyLookup:
         assert VerificationCode.objects.filter(status=CodeStatus.ACTIVE).count() == 2
 
     def test_an_expired_code_gives_way_to_the_same_draw(self, lc, signature, outbox,
-                                                         monkeypatch):
-        monkeypatch.setattr(codes, "generate_code", lambda: "111111")
+                                                         draw_codes):
+        draw_codes("111111", "111111", "111111")
         lc.post("/1.1/requestSmsCode", {"mobilePhoneNumber": "18612345678"})
         first = VerificationCode.objects.get()
         VerificationCode.objects.filter(pk=first.pk).update(

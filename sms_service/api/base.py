@@ -12,7 +12,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from ..conf import app_settings
+from ..adapter import get_adapter
 from ..exceptions import (
     InvalidParameterError,
     MalformedJsonError,
@@ -61,11 +61,8 @@ def parse_body(raw: bytes) -> dict[str, Any]:
 
 
 def client_ip(request: Request) -> str | None:
-    if app_settings.TRUST_X_FORWARDED_FOR:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip() or None
-    return request.META.get("REMOTE_ADDR") or None
+    """The caller's IP address, as the adapter's ``get_client_ip`` tells it."""
+    return get_adapter(request).get_client_ip(request=request)
 
 
 class LeanCloudSchema(AutoSchema):

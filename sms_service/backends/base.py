@@ -6,17 +6,39 @@ touch the database) and returns a :class:`SendResult`. Failures are raised as
 :class:`~sms_service.exceptions.ProviderRejectedError` (do not retry) or
 :class:`~sms_service.exceptions.ProviderOutcomeUnknownError` (the provider may have
 taken it: never resend blindly).
+
+Lifecycle: :func:`sms_service.backends.get_backend` keeps one instance per alias
+per process (dropped, and closed, when ``SMS_SERVICE`` changes), so a backend
+holding a connection pool reuses its connections across messages. ``open()``
+makes those resources (``send`` calls it, so a backend is never used unopened)
+and ``close()`` releases them; ``with backend:`` does both around a block.
+
+Each send emits :data:`~sms_service.signals.pre_send` (a receiver may raise
+:class:`~sms_service.exceptions.SendCancelled` to stop it) and, after the
+provider took the message, :data:`~sms_service.signals.post_send`.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar
+from types import TracebackType
+from typing import Any, ClassVar, Self
 
 from django.http import HttpRequest
 
-from ..exceptions import ProviderError, SmsServiceConfigurationError
+from .. import signals
+from ..delivery import DeliveryStatus
+from ..exceptions import (
+    ProviderError,
+    ProviderRejectedError,
+    ProviderTemporaryError,
+    SendCancelled,
+    SmsServiceConfigurationError,
+)
+
+logger = logging.getLogger(__name__)
 
 CHANNELS = ("sms", "voice")
 
@@ -42,8 +64,8 @@ class SendResult:
     """The provider took the message."""
 
     provider_message_id: str
-    #: "accepted" (a receipt will follow) or "delivered" (the provider is final).
-    status: str = "accepted"
+    #: ACCEPTED (a receipt will follow) or DELIVERED (the provider is final).
+    status: DeliveryStatus = DeliveryStatus.ACCEPTED
     raw: Any = None
 
 
@@ -52,8 +74,8 @@ class DeliveryReport:
     """A delivery receipt parsed from a webhook or a status poll."""
 
     provider_message_id: str
-    #: One of "accepted", "delivered", "undelivered", "failed".
-    status: str
+    #: ACCEPTED, DELIVERED, UNDELIVERED or FAILED.
+    status: DeliveryStatus
     error_code: str = ""
     error_message: str = ""
     raw: Any = field(default=None, repr=False)
@@ -77,37 +99,84 @@ class BaseSmsBackend:
         self.alias = alias
         self.options = options
 
+    # --- lifecycle ----------------------------------------------------------------
+
+    def open(self) -> bool:
+        """Make what sending needs (connections, clients); safe to call again.
+
+        Returns True when this call made something, so a caller that opened the
+        backend knows to close it. The default has nothing to open.
+        """
+        return False
+
+    def close(self) -> None:
+        """Release what :meth:`open` made; the next send opens again."""
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
     # --- the pipeline ------------------------------------------------------------
 
     def send(self, message: OutgoingMessage) -> SendResult:
-        """Send one message; raises a ProviderError subclass on failure."""
-        if message.channel not in self.supported_channels:
-            from ..exceptions import ProviderRejectedError
+        """Send one message; raises a ProviderError subclass on failure.
 
+        :class:`SendCancelled` from a ``pre_send`` receiver stops the send before
+        the provider is called; any other receiver error is a temporary failure
+        (nothing was sent, so a retry is safe).
+        """
+        if message.channel not in self.supported_channels:
             raise ProviderRejectedError(
                 f"{self.provider_name} cannot send on channel {message.channel!r}"
             )
-        self.run_pre_send(message)
+        self._pre_send(message)
+        self.open()
         payload = self.build_payload(message)
         response = self.post_to_provider(message, payload)
         result = self.parse_response(message, payload, response)
-        self.run_post_send(message, result)
+        for receiver, error in signals.post_send.send_robust(
+            sender=type(self), backend=self, message=message, result=result
+        ):
+            if isinstance(error, Exception):
+                logger.error("post_send receiver %r failed for message %s: %r",
+                             receiver, message.message_id, error)
         return result
 
+    def _pre_send(self, message: OutgoingMessage) -> None:
+        try:
+            signals.pre_send.send(sender=type(self), backend=self, message=message)
+        except SendCancelled:
+            raise
+        except Exception as exc:
+            raise ProviderTemporaryError(
+                f"a pre_send receiver failed: {exc!r}", message_id=message.message_id
+            ) from exc
+
     def send_messages(self, messages: list[OutgoingMessage]) -> list[SendResult | ProviderError]:
-        """Send several; each item is a result or the error it raised."""
+        """Send several over one opened backend; each item is a result or the
+        error it raised. Closes the backend afterwards if this call opened it."""
+        opened = self.open()
         results: list[SendResult | ProviderError] = []
-        for message in messages:
-            try:
-                results.append(self.send(message))
-            except ProviderError as exc:
-                results.append(exc)
+        try:
+            for message in messages:
+                try:
+                    results.append(self.send(message))
+                except ProviderError as exc:
+                    results.append(exc)
+        finally:
+            if opened:
+                self.close()
         return results
 
-    # --- hooks -------------------------------------------------------------------
-
-    def run_pre_send(self, message: OutgoingMessage) -> None:
-        """Last chance to refuse a message (raise ProviderRejectedError)."""
+    # --- provider hooks ----------------------------------------------------------
 
     def build_payload(self, message: OutgoingMessage) -> Any:
         raise NotImplementedError(
@@ -123,9 +192,6 @@ class BaseSmsBackend:
         raise NotImplementedError(
             f"{type(self).__module__}.{type(self).__qualname__} must implement parse_response"
         )
-
-    def run_post_send(self, message: OutgoingMessage, result: SendResult) -> None:
-        """Called after a successful send."""
 
     # --- receipts ----------------------------------------------------------------
 

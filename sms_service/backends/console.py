@@ -6,6 +6,7 @@ import sys
 import uuid
 from typing import Any, TextIO
 
+from ..delivery import DeliveryStatus
 from .base import BaseSmsBackend, OutgoingMessage, SendResult
 
 
@@ -30,4 +31,4 @@ class ConsoleBackend(BaseSmsBackend):
         stream.flush()
 
     def parse_response(self, message: OutgoingMessage, payload: Any, response: Any) -> SendResult:
-        return SendResult(provider_message_id=f"console-{uuid.uuid4().hex}", status="delivered")
+        return SendResult(provider_message_id=f"console-{uuid.uuid4().hex}", status=DeliveryStatus.DELIVERED)

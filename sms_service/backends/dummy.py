@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from ..delivery import DeliveryStatus
 from .base import BaseSmsBackend, OutgoingMessage, SendResult
 
 
@@ -18,4 +19,4 @@ class DummyBackend(BaseSmsBackend):
         return None
 
     def parse_response(self, message: OutgoingMessage, payload: Any, response: Any) -> SendResult:
-        return SendResult(provider_message_id=f"dummy-{uuid.uuid4().hex}", status="delivered")
+        return SendResult(provider_message_id=f"dummy-{uuid.uuid4().hex}", status=DeliveryStatus.DELIVERED)

@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from ..delivery import DeliveryStatus
 from .base import BaseSmsBackend, OutgoingMessage, SendResult
 
 
@@ -42,4 +43,4 @@ class FileBackend(BaseSmsBackend):
         return name
 
     def parse_response(self, message: OutgoingMessage, payload: Any, response: str) -> SendResult:
-        return SendResult(provider_message_id=f"file-{response}", status="delivered")
+        return SendResult(provider_message_id=f"file-{response}", status=DeliveryStatus.DELIVERED)

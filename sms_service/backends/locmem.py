@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from ..delivery import DeliveryStatus
 from .base import BaseSmsBackend, OutgoingMessage, SendResult
 
 #: Every message "sent" through a LocmemBackend in this process, oldest first.
@@ -25,4 +26,4 @@ class LocmemBackend(BaseSmsBackend):
 
     def parse_response(self, message: OutgoingMessage, payload: Any, response: Any) -> SendResult:
         # No receipts will ever come, so the message is final at once.
-        return SendResult(provider_message_id=response, status="delivered")
+        return SendResult(provider_message_id=response, status=DeliveryStatus.DELIVERED)

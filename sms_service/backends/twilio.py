@@ -43,6 +43,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
 from .. import __version__
+from ..delivery import DeliveryStatus
 from ..exceptions import (
     ProviderError,
     ProviderOutcomeUnknownError,
@@ -131,31 +132,31 @@ class TwilioBackend(BaseSmsBackend):
     }
 
     #: Twilio message status -> DeliveryReport status.
-    MESSAGE_STATUSES: ClassVar[dict[str, str]] = {
-        "queued": "accepted",
-        "accepted": "accepted",  # taken by a messaging service, sender not chosen yet
-        "scheduled": "accepted",
-        "sending": "accepted",
-        "sent": "accepted",  # handed to the carrier; a carrier receipt may follow
-        "delivered": "delivered",
-        "read": "delivered",  # channels with read receipts (WhatsApp)
-        "undelivered": "undelivered",  # the carrier could not deliver it
-        "failed": "failed",  # Twilio could not send it at all
-        "canceled": "failed",  # a scheduled message cancelled before sending
+    MESSAGE_STATUSES: ClassVar[dict[str, DeliveryStatus]] = {
+        "queued": DeliveryStatus.ACCEPTED,
+        "accepted": DeliveryStatus.ACCEPTED,  # taken by a messaging service, sender not chosen yet
+        "scheduled": DeliveryStatus.ACCEPTED,
+        "sending": DeliveryStatus.ACCEPTED,
+        "sent": DeliveryStatus.ACCEPTED,  # handed to the carrier; a carrier receipt may follow
+        "delivered": DeliveryStatus.DELIVERED,
+        "read": DeliveryStatus.DELIVERED,  # channels with read receipts (WhatsApp)
+        "undelivered": DeliveryStatus.UNDELIVERED,  # the carrier could not deliver it
+        "failed": DeliveryStatus.FAILED,  # Twilio could not send it at all
+        "canceled": DeliveryStatus.FAILED,  # a scheduled message cancelled before sending
     }
 
     #: Twilio call status -> DeliveryReport status. A voice code is "delivered"
     #: when the call was answered (Twilio played the TwiML to the end).
-    CALL_STATUSES: ClassVar[dict[str, str]] = {
-        "queued": "accepted",
-        "initiated": "accepted",
-        "ringing": "accepted",
-        "in-progress": "accepted",
-        "completed": "delivered",
-        "busy": "undelivered",
-        "no-answer": "undelivered",
-        "failed": "undelivered",  # e.g. unreachable number; Twilio did try
-        "canceled": "undelivered",
+    CALL_STATUSES: ClassVar[dict[str, DeliveryStatus]] = {
+        "queued": DeliveryStatus.ACCEPTED,
+        "initiated": DeliveryStatus.ACCEPTED,
+        "ringing": DeliveryStatus.ACCEPTED,
+        "in-progress": DeliveryStatus.ACCEPTED,
+        "completed": DeliveryStatus.DELIVERED,
+        "busy": DeliveryStatus.UNDELIVERED,
+        "no-answer": DeliveryStatus.UNDELIVERED,
+        "failed": DeliveryStatus.UNDELIVERED,  # e.g. unreachable number; Twilio did try
+        "canceled": DeliveryStatus.UNDELIVERED,
     }
 
     def __init__(self, **kwargs: Any) -> None:
@@ -177,7 +178,10 @@ class TwilioBackend(BaseSmsBackend):
             "VOICE_LANGUAGE", self.DEFAULT_VOICE_LANGUAGE
         )
         self.webhook_url_base: str = self.option("WEBHOOK_URL_BASE", "").rstrip("/")
-        self.session = self._make_session()
+        #: One ``requests.Session`` per backend instance (and so per alias and
+        #: process): its connection pool keeps the TLS connection to Twilio open
+        #: across messages. Made by :meth:`open`, dropped by :meth:`close`.
+        self.session: requests.Session | None = None
 
     def _parse_timeout(self, value: Any) -> tuple[float, float]:
         try:
@@ -206,9 +210,23 @@ class TwilioBackend(BaseSmsBackend):
         session.mount("http://", adapter)
         return session
 
+    def open(self) -> bool:
+        """Make the HTTP session if there is none; True when this call made it."""
+        if self.session is not None:
+            return False
+        self.session = self._make_session()
+        return True
+
     def close(self) -> None:
-        """Release pooled connections."""
-        self.session.close()
+        """Release the pooled connections (the next send opens a new session)."""
+        session, self.session = self.session, None
+        if session is not None:
+            session.close()
+
+    def _http(self) -> requests.Session:
+        self.open()
+        assert self.session is not None
+        return self.session
 
     # --- sending -----------------------------------------------------------------
 
@@ -261,7 +279,7 @@ class TwilioBackend(BaseSmsBackend):
         url = self._url(f"{payload.resource}.json")
         try:
             # Redirects are not followed: requests would turn the POST into a GET.
-            return self.session.post(
+            return self._http().post(
                 url, data=payload.data, timeout=self.timeout, allow_redirects=False
             )
         except requests.RequestException as exc:
@@ -289,7 +307,7 @@ class TwilioBackend(BaseSmsBackend):
         # Whatever status the reply carries (usually "queued"), the final word
         # comes from the status callback or a poll.
         return SendResult(
-            provider_message_id=sid, status="accepted", raw=_summary(body)
+            provider_message_id=sid, status=DeliveryStatus.ACCEPTED, raw=_summary(body)
         )
 
     # --- error mapping -----------------------------------------------------------
@@ -438,10 +456,12 @@ class TwilioBackend(BaseSmsBackend):
             candidates.append(urlunsplit(parts._replace(netloc=netloc)))
         return candidates
 
-    def _map_status(self, table: dict[str, str], twilio_status: str) -> str:
+    def _map_status(
+        self, table: dict[str, DeliveryStatus], twilio_status: str
+    ) -> DeliveryStatus:
         # A status we do not know still proves Twilio has the message: "accepted"
         # lets an "unknown" message move on and changes nothing otherwise.
-        return table.get(twilio_status, "accepted")
+        return table.get(twilio_status, DeliveryStatus.ACCEPTED)
 
     # --- polling -----------------------------------------------------------------
 
@@ -459,7 +479,7 @@ class TwilioBackend(BaseSmsBackend):
             f"{'Calls' if is_call else 'Messages'}/{provider_message_id}.json"
         )
         try:
-            response = self.session.get(
+            response = self._http().get(
                 url, timeout=self.timeout, allow_redirects=False
             )
         except requests.RequestException as exc:

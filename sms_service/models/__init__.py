@@ -1,9 +1,9 @@
+from ..delivery import FINAL_STATUSES, DeliveryStatus
 from .app import App, TestNumber
 from .billing import LedgerEntry, LedgerKind, Price, UnmatchedReceipt  # issue 5
 from .codes import CodePurpose, CodeStatus, VerificationCode
 from .content import ReviewStatus, Signature, Template, TemplateVersion
 from .messages import (
-    FINAL_STATUSES,
     Channel,
     Message,
     MessageEvent,
@@ -19,6 +19,7 @@ __all__ = [
     "Channel",
     "CodePurpose",
     "CodeStatus",
+    "DeliveryStatus",
     "FINAL_STATUSES",
     "LedgerEntry",
     "LedgerKind",

@@ -8,6 +8,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from ..delivery import DeliveryStatus
 from .app import App
 
 
@@ -22,20 +23,8 @@ class MessageKind(models.TextChoices):
     MARKETING = "marketing", _("Marketing")
 
 
-class MessageStatus(models.TextChoices):
-    QUEUED = "queued", _("Queued")
-    SENDING = "sending", _("Sending")
-    ACCEPTED = "accepted", _("Accepted, awaiting receipt")
-    DELIVERED = "delivered", _("Delivered")
-    UNDELIVERED = "undelivered", _("Delivery failed")
-    FAILED = "failed", _("Call failed")
-    UNKNOWN = "unknown", _("Outcome unknown")
-
-
-#: Statuses after which the provider will not be called again.
-FINAL_STATUSES = frozenset(
-    {MessageStatus.DELIVERED, MessageStatus.UNDELIVERED, MessageStatus.FAILED}
-)
+#: The status column's values: the enum backends and receipts use too.
+MessageStatus = DeliveryStatus
 
 
 class MessageQuerySet(models.QuerySet):

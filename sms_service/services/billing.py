@@ -30,7 +30,6 @@ from decimal import Decimal, InvalidOperation
 from functools import partial
 from typing import Any
 
-from django.core.mail import send_mail
 from django.db import IntegrityError, models, transaction
 from django.db.models import Case, F, Sum, Value, When
 from django.db.models.functions import Greatest, Round, TruncDate
@@ -57,6 +56,7 @@ from ..models import (
 )
 from ..models.billing import SETTLEMENT_KINDS
 from ..phone import PhoneNumber
+from . import notifications
 
 logger = logging.getLogger(__name__)
 
@@ -458,30 +458,21 @@ def _rearm_balance_alert(*, app_pk: int) -> None:
 
 
 def send_balance_alert(*, app_pk: int) -> bool:
-    """Email the app owner that the balance is below the alert threshold."""
+    """Tell the app owner that the balance is below the alert threshold."""
     app = App.objects.select_related("owner").filter(pk=app_pk).first()
     if app is None:
         return False
-    recipient = app.owner_email or (app.owner.email if app.owner else "")
-    if not recipient:
-        logger.warning("balance alert for app %s: no owner email", app.app_id)
-        return False
-    try:
-        send_mail(
-            subject=f"[{app.name}] SMS balance below {app.balance_alert_threshold}",
-            message=(
-                f"The SMS balance of {app.name} ({app.app_id}) is {app.balance}, below "
-                f"the alert threshold of {app.balance_alert_threshold}. Messages are "
-                "refused once the balance cannot pay for them; please top up.\n"
-            ),
-            from_email=None,
-            recipient_list=[recipient],
-        )
-    except Exception:
-        # The alert must never break a send; the failure is in the log.
-        logger.exception("could not send the balance alert for app %s", app.app_id)
-        return False
-    return True
+    return notifications.notify_owner(
+        app=app,
+        subject=f"[{app.name}] SMS balance below {app.balance_alert_threshold}",
+        body=(
+            f"The SMS balance of {app.name} ({app.app_id}) is {app.balance}, below "
+            f"the alert threshold of {app.balance_alert_threshold}. Messages are "
+            "refused once the balance cannot pay for them; please top up.\n"
+        ),
+        event=notifications.BALANCE_LOW,
+        context={"balance": app.balance, "threshold": app.balance_alert_threshold},
+    )
 
 
 # --- reading the books -------------------------------------------------------------

@@ -17,11 +17,12 @@ from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from .. import signals, sql
+from ..adapter import get_adapter
 from ..conf import app_settings
-from ..exceptions import InvalidCodeError
+from ..exceptions import InvalidCodeError, SmsServiceConfigurationError
 from ..models import App, CodeStatus, TestNumber, VerificationCode
 from . import ratelimit
-from .secrets import code_digest, code_lookup, digests_match, generate_code
+from .secrets import code_digest, code_lookup, digests_match
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def issue_code(
     it has expired.
     """
     now = timezone.now()
-    code = fixed_code or generate_code()
+    code = fixed_code or generate_code(app=app, phone=phone, purpose=purpose)
     # A fixed code is shared knowledge: bind its lookup to the number so it never
     # collides with (or is found instead of) a real code.
     lookup = code_lookup(
@@ -88,6 +89,18 @@ def issue_code(
         raise CodeCollisionError(app=app, purpose=purpose, lookup=lookup) from exc
     row._state.adding = False
     return IssuedCode(code=code, row=row, is_test=fixed_code is not None)
+
+
+def generate_code(*, app: App, phone: str, purpose: str) -> str:
+    """A fresh code of ``CODE_LENGTH`` digits from the adapter's ``generate_code``."""
+    length = app_settings.CODE_LENGTH
+    code = get_adapter().generate_code(app=app, phone=phone, purpose=purpose, length=length)
+    if not (isinstance(code, str) and len(code) == length and code.isascii()
+            and code.isdigit()):
+        raise SmsServiceConfigurationError(
+            f"The adapter's generate_code() must return {length} digits (CODE_LENGTH)."
+        )
+    return code
 
 
 # The send's statement, written out (see sms_service.sql): a new row, or the

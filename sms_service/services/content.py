@@ -19,7 +19,6 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files import File
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -34,6 +33,7 @@ from ..exceptions import (
 )
 from ..models import App, MessageKind, Signature, Template, TemplateVersion
 from ..models.content import REVIEW_PERMISSION, ReviewStatus
+from . import notifications
 from .apps import forget_app
 
 logger = logging.getLogger(__name__)
@@ -454,32 +454,19 @@ def live_versions(template_ids: Iterable[int]) -> dict[int, TemplateVersion]:
 # --- Owner notification -----------------------------------------------------------
 
 
-def owner_email(app: App) -> str:
-    """Where review decisions go: ``App.owner_email``, else the owner's email."""
-    if app.owner_email:
-        return app.owner_email
-    return getattr(app.owner, "email", "") if app.owner_id else ""
-
-
 def _notify_owner_on_commit(item: Reviewable) -> None:
     # After commit: a rolled-back decision must not be announced.
-    transaction.on_commit(lambda: notify_owner(item=item))
+    transaction.on_commit(lambda: notify_decision(item=item))
 
 
-def notify_owner(*, item: Reviewable) -> bool:
-    """Email the app owner about a review decision. Returns whether one was sent."""
+def notify_decision(*, item: Reviewable) -> bool:
+    """Tell the app owner about a review decision (through the adapter)."""
     app = _app_of(item)
-    recipient = owner_email(app)
-    if not recipient:
-        return False
     subject, body = _decision_text(item, app)
-    try:
-        send_mail(subject, body, None, [recipient])
-    except Exception:
-        # The decision stands even when mail is down; the admin shows it anyway.
-        logger.exception("Could not email the review decision for %r", item)
-        return False
-    return True
+    event = (notifications.CONTENT_APPROVED if item.is_approved
+             else notifications.CONTENT_REJECTED)
+    return notifications.notify_owner(app=app, subject=subject, body=body, event=event,
+                                      context={"item": item})
 
 
 def _decision_text(item: Reviewable, app: App) -> tuple[str, str]:

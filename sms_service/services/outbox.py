@@ -22,6 +22,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from .. import signals
+from ..adapter import get_adapter
 from ..backends import get_backend
 from ..backends.base import DeliveryReport, OutgoingMessage, SendResult
 from ..conf import app_settings
@@ -29,8 +30,10 @@ from ..exceptions import (
     ProviderOutcomeUnknownError,
     ProviderRejectedError,
     ProviderTemporaryError,
+    SendCancelled,
+    SmsServiceConfigurationError,
 )
-from ..models import FINAL_STATUSES, Message, MessageEvent, MessageStatus
+from ..models import FINAL_STATUSES, App, Message, MessageEvent, MessageStatus
 from . import billing
 from .secrets import decrypt
 
@@ -45,6 +48,24 @@ _TRANSITIONS: dict[str, frozenset[str]] = {
     S.ACCEPTED: frozenset({S.DELIVERED, S.UNDELIVERED}),
     S.UNKNOWN: frozenset({S.ACCEPTED, S.DELIVERED, S.UNDELIVERED, S.FAILED}),
 }
+
+
+def route(*, app: App, phone: str, channel: str, kind: str) -> list[str]:
+    """The backend aliases for a message, best first (the adapter's
+    ``get_backend_aliases``); every alias must be configured in ``BACKENDS``.
+    A message is sent through the first."""
+    aliases = list(get_adapter().get_backend_aliases(app=app, phone=phone, channel=channel,
+                                                     kind=kind))
+    if not aliases:
+        raise SmsServiceConfigurationError(
+            "The adapter's get_backend_aliases() returned no backend alias."
+        )
+    unknown = [alias for alias in aliases if alias not in app_settings.BACKENDS]
+    if unknown:
+        raise SmsServiceConfigurationError(
+            f'The adapter routes to {unknown[0]!r}, which SMS_SERVICE["BACKENDS"] lacks.'
+        )
+    return aliases
 
 
 def record_event(message: Message, description: str, *, status: str = "", **detail: Any) -> None:
@@ -125,6 +146,10 @@ def deliver(*, message_id: int) -> str:
     outgoing = _outgoing(message)
     try:
         result = backend.send(outgoing)
+    except SendCancelled as exc:
+        transition(message, S.FAILED, description=f"cancelled before sending: {exc}",
+                   error_code="cancelled", error_message=str(exc), payload=None)
+        return S.FAILED
     except ProviderTemporaryError as exc:
         if _handle_temporary(message, exc):
             raise
@@ -170,7 +195,7 @@ def _status_callback(message: Message) -> str:
 
 def _handle_success(message: Message, provider: str, result: SendResult) -> None:
     now = timezone.now()
-    status = S.DELIVERED if result.status == "delivered" else S.ACCEPTED
+    status = S.DELIVERED if result.status == S.DELIVERED else S.ACCEPTED
     fields = {"provider": provider, "provider_message_id": result.provider_message_id,
               "sent_at": now, "payload": None}
     if status == S.DELIVERED:
@@ -212,8 +237,9 @@ def apply_report(report: DeliveryReport, *, provider: str) -> Message | None:
     )
     if message is None:
         return None
-    target = {"delivered": S.DELIVERED, "undelivered": S.UNDELIVERED,
-              "failed": S.UNDELIVERED, "accepted": S.ACCEPTED}.get(report.status)
+    # After acceptance a provider's "failed" is a failed delivery (billed as one).
+    target = {S.DELIVERED: S.DELIVERED, S.UNDELIVERED: S.UNDELIVERED,
+              S.FAILED: S.UNDELIVERED, S.ACCEPTED: S.ACCEPTED}.get(report.status)
     if target is None or message.status == target:
         record_event(message, f"receipt {report.status} (no change)", raw=_jsonable(report.raw))
         return message

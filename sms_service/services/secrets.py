@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import secrets as _secrets
 from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -25,12 +24,6 @@ def _derive(master: bytes, label: bytes) -> bytes:
 
 def _key(label: str) -> bytes:
     return _derive(_master_secret(), label.encode())
-
-
-def generate_code(length: int | None = None) -> str:
-    """A code of ``CODE_LENGTH`` digits from the OS CSPRNG."""
-    length = length or app_settings.CODE_LENGTH
-    return "".join(str(_secrets.randbelow(10)) for _ in range(length))
 
 
 def code_digest(*, app_id: str, phone: str, purpose: str, code: str) -> str:

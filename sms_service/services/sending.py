@@ -17,11 +17,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from .. import signals, templating
-from ..backends import backend_alias_for
+from ..adapter import get_adapter
 from ..conf import app_settings
 from ..exceptions import (
     InvalidParameterError,
     OperationForbiddenError,
+    SmsServiceConfigurationError,
     ValidateTokenMissingError,
 )
 from ..models import App, Channel, CodePurpose, Message, MessageKind, MessageStatus
@@ -38,13 +39,6 @@ _MAX_VARIABLES = 30
 #: Stands for each digit of the code while the text is composed (a private-use
 #: character that caller values may not contain).
 PLACEHOLDER_CHAR = "\ue000"
-
-DEFAULT_TEXTS = {
-    "zh": "您正在使用{name}服务进行{op}操作，您的验证码是：{code}，请在{ttl}分钟内完成验证。",
-    "en": "You are using {name} to {op}. Your verification code is {code}, valid for {ttl} minutes.",
-}
-DEFAULT_OPS = {"zh": "短信验证", "en": "verify your phone number"}
-
 
 @dataclass
 class SmsRequest:
@@ -210,20 +204,25 @@ def _compose(*, app, request, resolved, variables, code, ttl, channel) -> str:
 
 def _default_text(*, app: App, signature_text: str, name: str, op: str | None,
                   code: str, ttl: int) -> str:
-    lang = app.default_language if app.default_language in DEFAULT_TEXTS else "zh"
-    body = DEFAULT_TEXTS[lang].format(name=name, op=op or DEFAULT_OPS[lang], code=code, ttl=ttl)
+    body = get_adapter().default_text(app=app, name=name, op=op, code=code, ttl=ttl,
+                                      language=app.default_language)
+    if not isinstance(body, str) or body.count(code) != 1:
+        raise SmsServiceConfigurationError(
+            "The adapter's default_text() must return a text containing the code once."
+        )
     return templating.compose(signature_text=signature_text, body=body, marketing=False)
 
 
 def _create_message(*, app, phone: PhoneNumber, channel, resolved, text, placeholder, code,
                     quote, is_test, client_ip) -> Message:
     shown = text.replace(placeholder, "*" * len(placeholder)) if placeholder else text
+    kind = MessageKind.VERIFICATION if channel == Channel.VOICE else resolved.kind
     return Message.objects.create(
         app=app,
         phone=phone.e164,
         region=phone.region,
         channel=channel,
-        kind=MessageKind.VERIFICATION if channel == Channel.VOICE else resolved.kind,
+        kind=kind,
         template_version=resolved.version,
         signature=resolved.signature,
         body=shown,
@@ -233,7 +232,8 @@ def _create_message(*, app, phone: PhoneNumber, channel, resolved, text, placeho
         cost=0 if is_test else quote.amount,
         is_test=is_test,
         status=MessageStatus.DELIVERED if is_test else MessageStatus.QUEUED,
-        backend="test-number" if is_test else backend_alias_for(channel),
+        backend="test-number" if is_test else outbox.route(
+            app=app, phone=phone.e164, channel=channel, kind=kind)[0],
         provider="test-number" if is_test else "",
         client_ip=client_ip,
         finished_at=timezone.now() if is_test else None,
