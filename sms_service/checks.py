@@ -18,6 +18,8 @@ ADAPTER_HOOKS: list[tuple[str, Callable[[], bool], tuple[str, ...]]] = [
     ("owner notifications (review decisions)", lambda: True, ("notify_owner",)),
     ("owner notifications (balance alerts)", lambda: bool(app_settings.BILLING_ENABLED),
      ("notify_owner",)),
+    ("phone users", lambda: True,
+     ("get_member_by_phone", "host_username", "create_user", "set_phone_verified")),
 ]
 
 
