@@ -24,6 +24,11 @@ urlpatterns = [
        users.UpdatePasswordView.as_view(), "update-password"),
     lc(r"users/(?P<object_id>[A-Za-z0-9]+)/refreshSessionToken",
        users.RefreshSessionTokenView.as_view(), "refresh-session-token"),
+    # The SDKs' generic object routes for the _User class: the Python SDK signs up
+    # with POST /classes/_User, both save a user with PUT /classes/_User/<objectId>.
+    lc("classes/_User", users.UsersView.as_view(), "classes-user"),
+    lc(r"classes/_User/(?P<object_id>[A-Za-z0-9]+)", users.UserDetailView.as_view(),
+       "classes-user-detail"),
     lc("usersByMobilePhone", users.UsersByMobilePhoneView.as_view(), "users-by-mobile-phone"),
     lc("requestLoginSmsCode", users.RequestLoginSmsCodeView.as_view(),
        "request-login-sms-code"),
