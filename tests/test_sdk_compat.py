@@ -28,12 +28,14 @@ from django.utils import timezone
 
 from sms_service.models import (
     App,
+    AppUser,
     MessageKind,
     Signature,
     Template,
     TemplateVersion,
     VerificationCode,
 )
+from sms_service.services import users
 
 pytestmark = [pytest.mark.sdk, pytest.mark.django_db(transaction=True)]
 
@@ -449,3 +451,158 @@ def test_unknown_endpoint_is_a_leancloud_error(client_sdk):
     assert_error(
         client_sdk.call("run_function", name="noSuchFunction"), 404, "Not found."
     )
+
+
+# --- Phone users ------------------------------------------------------------------------
+
+OTHER_PHONE = "18611112222"
+OTHER_E164 = "+8618611112222"
+
+
+@pytest.fixture
+def users_app(app, signature, settings):
+    """SMS-code login on, and no per-number send intervals, so that one test can
+    send a number several codes."""
+    from sms_service.conf import DEFAULTS
+
+    app.allow_sms_login = True
+    app.save()
+    settings.SMS_SERVICE = {
+        **settings.SMS_SERVICE,
+        "RATE_LIMITS": {**DEFAULTS["RATE_LIMITS"], "app_number_interval": 0,
+                        "signature_number_interval": 0},
+    }
+    return app
+
+
+def last_code(outbox, phone: str) -> str:
+    return code_from(sent_to(outbox, phone)[-1])
+
+
+def test_sign_up_or_log_in_with_mobile_phone_then_become(connect, users_app, outbox):
+    sdk = connect(users_app)
+    assert sdk.request_sms_code(PHONE) == {"ok": True}
+
+    first = sdk.call("signup_or_login_with_mobile_phone", phone=PHONE,
+                     code=last_code(outbox, PHONE_E164))
+
+    assert first["ok"], first
+    user = first["user"]
+    assert user["username"] == PHONE_E164
+    assert user["mobilePhoneNumber"] == PHONE_E164
+    assert user["mobilePhoneVerified"] is True
+    member = AppUser.objects.get(app=users_app, phone=PHONE_E164)
+    assert member.object_id == user["objectId"]
+
+    # The same number again logs the same member in, with a new session.
+    assert sdk.request_sms_code(PHONE) == {"ok": True}
+    again = sdk.call("signup_or_login_with_mobile_phone", phone=PHONE,
+                     code=last_code(outbox, PHONE_E164))
+    assert again["user"]["objectId"] == user["objectId"]
+    assert again["user"]["sessionToken"] != user["sessionToken"]
+    assert AppUser.objects.count() == 1
+
+    # become: the Python SDK sends ?session_token=, the JS SDK X-LC-Session.
+    became = sdk.call("become", session_token=user["sessionToken"])
+    assert became["ok"], became
+    assert became["user"]["objectId"] == user["objectId"]
+    assert_error(sdk.call("become", session_token="no-such-session"), 211,
+                 "Could not find user.")
+
+
+def test_sign_up_with_a_phone_then_verify_it(connect, sdk_name, users_app, outbox):
+    sdk = connect(users_app)
+
+    result = sdk.call("sign_up", username="alice", password="s3cret", phone=PHONE)
+
+    assert result["ok"], result
+    assert result["user"]["sessionToken"]
+    assert result["user"]["mobilePhoneVerified"] is False
+    member = AppUser.objects.get(object_id=result["user"]["objectId"])
+    assert (member.username, member.phone) == ("alice", PHONE_E164)
+    code = last_code(outbox, PHONE_E164)  # sent by the sign-up itself
+    if sdk_name == "python":
+        verified = sdk.call("verify_mobile_phone_number", code=code, phone=PHONE)
+    else:
+        # AV.User.verifyMobilePhone(code) sends a null body: no number, and
+        # after logOut no session either.
+        assert sdk.call("logout") == {"ok": True}
+        verified = sdk.call("verify_mobile_phone", code=code)
+    assert verified == {"ok": True}
+    member.refresh_from_db()
+    assert member.phone_verified is True
+    assert sdk.call("login", username="alice", password="s3cret")["ok"]
+
+
+def test_request_mobile_phone_verify_sends_nothing_to_a_verified_number(
+        connect, users_app, outbox):
+    users.create_member(app=users_app, username="alice", phone=PHONE, phone_verified=True)
+    users.create_member(app=users_app, username="bob", phone=OTHER_PHONE)
+    sdk = connect(users_app)
+
+    assert sdk.call("request_mobile_phone_verify", phone=PHONE) == {"ok": True}
+    assert sent_to(outbox, PHONE_E164) == []
+    assert sdk.call("request_mobile_phone_verify", phone=OTHER_PHONE) == {"ok": True}
+    assert len(sent_to(outbox, OTHER_E164)) == 1
+    assert_error(sdk.call("request_mobile_phone_verify", phone="18633334444"), 213)
+
+
+def test_reset_password_by_sms_code(connect, users_app, outbox):
+    users.create_member(app=users_app, username="alice", password="old-pass", phone=PHONE,
+                        phone_verified=True)
+    sdk = connect(users_app)
+
+    assert sdk.call("request_password_reset_by_sms_code", phone=PHONE) == {"ok": True}
+    # The JS SDK sends only {"password"}; the Python SDK adds the number.
+    result = sdk.call("reset_password_by_sms_code", code=last_code(outbox, PHONE_E164),
+                      password="n3w-pass", phone=PHONE)
+
+    assert result == {"ok": True}
+    assert sdk.call("login", username="alice", password="n3w-pass")["ok"]
+    assert_error(sdk.call("login", username="alice", password="old-pass"), 210,
+                 "The username and password mismatch.")
+
+
+def test_change_phone_number(connect, users_app, outbox):
+    sdk = connect(users_app)
+    assert sdk.call("sign_up", username="alice", password="pw", phone=PHONE)["ok"]
+
+    assert sdk.call("request_change_phone_number", phone=OTHER_PHONE, ttl=6) == {"ok": True}
+    row = VerificationCode.objects.get(phone=OTHER_E164, purpose="change_phone")
+    assert row.expires_at - row.created_at == timedelta(minutes=6)
+    result = sdk.call("change_phone_number", code=last_code(outbox, OTHER_E164),
+                      phone=OTHER_PHONE)
+
+    assert result == {"ok": True}
+    member = AppUser.objects.get(username="alice")
+    assert (member.phone, member.phone_verified) == (OTHER_E164, True)
+
+
+def test_request_login_sms_code_then_log_in_with_it(connect, users_app, outbox):
+    member = users.create_member(app=users_app, username="alice", phone=PHONE,
+                                 phone_verified=True)
+    sdk = connect(users_app)
+
+    assert sdk.call("request_login_sms_code", phone=PHONE) == {"ok": True}
+    code = last_code(outbox, PHONE_E164)
+    result = sdk.call("login_with_sms_code", phone=PHONE, code=code)
+
+    assert result["ok"], result
+    assert result["user"]["objectId"] == member.object_id
+    assert result["user"]["sessionToken"]
+    assert_error(sdk.call("login_with_sms_code", phone=PHONE, code=code), 603,
+                 "Invalid SMS code.")
+    assert_error(sdk.call("request_login_sms_code", phone=OTHER_PHONE), 213)
+
+
+def test_python_login_with_mobile_phone_and_password(request, users_app, outbox):
+    connect, drivers = _connector("python", request)
+    try:
+        users.create_member(app=users_app, username="alice", password="pw", phone=PHONE)
+        sdk = connect(users_app)
+        result = sdk.call("login_with_mobile_phone", phone=PHONE, password="pw")
+        assert result["ok"], result
+        assert result["user"]["username"] == "alice"
+    finally:
+        for driver in drivers:
+            driver.close()

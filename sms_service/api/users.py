@@ -81,7 +81,9 @@ class UserApiView(LeanCloudView):
     """Shared helpers: the session's member, the client IP, logging in."""
 
     def session_token(self) -> str | None:
-        return self.credentials.session_token or self.request.query_params.get("session_token")
+        # The query's token first: User.become(token) sends it while the SDK's
+        # current user (if any) still rides in X-LC-Session.
+        return self.request.query_params.get("session_token") or self.credentials.session_token
 
     def session_member(self) -> AppUser:
         return users.member_for_session(app=self.app, token=self.session_token())
