@@ -87,3 +87,14 @@ def test_account_settings_group_the_four_options_as_the_console(admin_client, ap
         "Allow users with verified phone numbers to login with SMS",
     ):
         assert label in page
+
+
+def test_deleting_a_member_frees_its_username(admin_client, app, member):
+    from django.contrib.auth import get_user_model
+
+    response = admin_client.post("/admin/sms_service/appuser/", {
+        "action": "delete_selected", "_selected_action": [member.pk], "post": "yes"})
+    assert response.status_code == 302
+    assert not get_user_model().objects.filter(pk=member.user_id).exists()
+    again = users.signup(app=app, username="alice", password="pw")
+    assert again.username == "alice"

@@ -83,6 +83,15 @@ class TestOwnRecord:
         login = lc.post("/1.1/login", {"username": "alice2", "password": "s3cret!"})
         assert login.status_code == 200
 
+    def test_put_an_email_reaches_the_host_user(self, lc, alice):
+        response = lc.request("PUT", f"/1.1/users/{alice['objectId']}",
+                              {"email": "new@example.com"}, **session(alice["sessionToken"]))
+        assert response.status_code == 200
+        member = AppUser.objects.select_related("user").get(object_id=alice["objectId"])
+        assert member.email == member.user.email == "new@example.com"
+        assert lc.post("/1.1/login", {"email": "new@example.com",
+                                      "password": "s3cret!"}).status_code == 200
+
     def test_put_a_new_number_unverifies_it_and_sends_a_code(self, lc, verified, outbox,
                                                               clock):
         response = lc.request("PUT", f"/1.1/users/{verified['objectId']}",

@@ -109,3 +109,14 @@ class TestSessions:
         assert users.member_for_session(app=app, token=new).pk == member.pk
         with pytest.raises(UserNotFoundError):
             users.member_for_session(app=app, token=old)
+
+
+def test_a_host_user_in_two_apps_outlives_one_membership(app):
+    from sms_service.models import AppUser as Member
+
+    other = App.objects.create(name="Other")
+    member = users.create_member(app=app, username="a")
+    Member.objects.create(app=other, user=member.user, username="a")
+    users.delete_member(member=member)
+    assert Member.objects.filter(user=member.user).count() == 1
+    member.user.refresh_from_db()  # still there

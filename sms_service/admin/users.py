@@ -53,6 +53,13 @@ class AppUserAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False  # members are created by sign-up or import
 
+    def delete_model(self, request, obj: AppUser) -> None:
+        users.delete_member(member=obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for member in queryset.select_related("user"):
+            users.delete_member(member=member)
+
     @admin.display(description=_("host user"))
     def host_user(self, obj: AppUser) -> str:
         user = obj.user

@@ -258,6 +258,9 @@ def update_member(*, app: App, member: AppUser, data: dict[str, Any],
         if password is not None:
             user.set_password(password)
             user_fields.append("password")
+        if "email" in changes and _mirrors_email(user):
+            user.email = changes["email"] or ""
+            user_fields.append("email")
         try:
             if user_fields:
                 user.save(update_fields=user_fields)
@@ -274,6 +277,24 @@ def update_member(*, app: App, member: AppUser, data: dict[str, Any],
         if member.phone and app.signup_sends_verification:
             _send_verification_after_change(app=app, member=member, client_ip=client_ip)
     return member
+
+
+def delete_member(*, member: AppUser) -> None:
+    """Remove a member; its host user goes too unless it belongs to another app
+    (so the member's username is free again in the host's user table)."""
+    user = member.user
+    with transaction.atomic():
+        member.delete()
+        if not AppUser.objects.filter(user=user).exists():
+            user.delete()
+
+
+def _mirrors_email(user: Any) -> bool:
+    """Whether the host user has its own ``email`` field (the default model does)."""
+    model = type(user)
+    return model.USERNAME_FIELD != "email" and any(
+        field.name == "email" for field in model._meta.get_fields()
+    )
 
 
 def update_password(*, app: App, member: AppUser, old_password: object,
