@@ -9,6 +9,7 @@ CACHE_URL          e.g. redis://127.0.0.1:6379/1 (REDIS_URL is read too)
 SMS_BACKEND        dotted path of the SMS backend class
 SMS_FILE_PATH      directory for sms_service.backends.file.FileBackend
 SMS_PUBLIC_URL     public base URL (delivery-receipt callbacks)
+SMS_SITE_APP_ID    app id the account pages at /accounts/phone/ use
 """
 
 import os
@@ -33,7 +34,8 @@ WSGI_APPLICATION = "example_project.wsgi.application"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 TIME_ZONE = "Asia/Shanghai"
-LANGUAGE_CODE = "en-us"
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
 MEDIA_URL = "/media/"
@@ -58,6 +60,8 @@ MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The page language follows the browser's Accept-Language (English or Chinese).
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -68,7 +72,7 @@ MIDDLEWARE = [
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "example_project" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -131,6 +135,8 @@ _options = {"PATH": env("SMS_FILE_PATH")} if env("SMS_FILE_PATH") else {}
 SMS_SERVICE = {
     "BACKENDS": {"default": {"BACKEND": _backend, "OPTIONS": _options}},
     "PUBLIC_BASE_URL": env("SMS_PUBLIC_URL", ""),
+    # The demo app (created by `manage.py sms_service_demo`) serves the account pages.
+    "SITE_APP_ID": env("SMS_SITE_APP_ID", "DemoSiteApp0000000000000-gzGzoHsz"),
 }
 
 CORS_ALLOW_ALL_ORIGINS = True

@@ -1,9 +1,9 @@
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import RedirectView
+from django.views.generic import TemplateView
 
 urlpatterns = [
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("", TemplateView.as_view(template_name="example_project/home.html"), name="home"),
     path("admin/", admin.site.urls),
     path("captcha/", include("captcha.urls")),
     path("", include("sms_service.urls")),

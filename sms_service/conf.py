@@ -142,6 +142,12 @@ DEFAULTS: dict[str, Any] = {
     # Largest JSON size (bytes) of a member's other fields.
     "MAX_USER_FIELDS_BYTES": 16384,
     # --- end of phone users block -------------------------------------------------
+    # --- Bundled account pages (sms_service.accounts) -----------------------------
+    # App id of the app whose signatures, templates, limits, account options and
+    # balance the site's own sign-up and log-in pages use. Empty: the pages answer
+    # with a configuration error naming this setting.
+    "SITE_APP_ID": "",
+    # --- end of pages block -------------------------------------------------------
 }
 
 #: Settings holding dotted paths, imported on access.

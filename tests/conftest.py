@@ -5,6 +5,7 @@ import pytest
 from sms_service.backends import locmem
 from sms_service.models import App
 from tests import celery_app  # noqa: F401  (makes the suite's Celery app current)
+from tests.browser import browser, browser_factory  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(autouse=True)

@@ -1,8 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import TemplateView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # The account pages' base template on its own (layout and language tests).
+    path("tests/base/", TemplateView.as_view(template_name="sms_service/accounts/base.html")),
     path("", include("sms_service.urls")),
 ]
 

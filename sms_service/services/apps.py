@@ -9,6 +9,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from .. import caching
+from ..conf import app_settings
+from ..exceptions import SmsServiceConfigurationError
 from ..models import App
 
 logger = logging.getLogger(__name__)
@@ -114,3 +116,21 @@ def forget_app(app_id: str) -> None:
         # Without the delete a change waits for API_APP_CACHE_SECONDS: say so.
         logger.warning("app cache unreachable; app %s may be served stale for %ss",
                        app_id, API_APP_CACHE_SECONDS, exc_info=True)
+
+
+def get_site_app() -> App:
+    """The app the bundled account pages serve (``SITE_APP_ID``), as
+    :func:`get_api_app` returns it. A missing setting or an unknown id is a
+    configuration error naming the setting."""
+    app_id = app_settings.SITE_APP_ID
+    if not app_id:
+        raise SmsServiceConfigurationError(
+            'Set SMS_SERVICE["SITE_APP_ID"] to the app id whose SMS settings the '
+            "account pages use (sms_service.accounts)."
+        )
+    app = get_api_app(app_id)
+    if app is None:
+        raise SmsServiceConfigurationError(
+            f'SMS_SERVICE["SITE_APP_ID"] is {app_id!r}, but no app has that id.'
+        )
+    return app
