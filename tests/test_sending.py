@@ -197,6 +197,22 @@ class TestTestNumbers:
         send(lc)
         assert send(lc).json()["code"] == 1
 
+    def test_the_fixed_code_follows_code_length(self, lc, app, signature, outbox, settings):
+        settings.SMS_SERVICE = {**settings.SMS_SERVICE, "CODE_LENGTH": 8}
+        number = FixedCodeNumber(app=app, phone=E164, code="24681012")
+        number.full_clean()
+        number.save()
+        assert send(lc).json() == {}
+        assert Message.objects.get().body.count("********") == 1
+        assert verify(lc, "24681012").json() == {}
+
+    def test_a_fixed_code_of_another_length_is_refused(self, app, settings):
+        from django.core.exceptions import ValidationError
+
+        settings.SMS_SERVICE = {**settings.SMS_SERVICE, "CODE_LENGTH": 8}
+        with pytest.raises(ValidationError, match="8 digits"):
+            FixedCodeNumber(app=app, phone=E164, code="246810").full_clean()
+
 
 def test_codes_are_unreadable_in_the_database(lc, signature, outbox):
     """R-CODE-3: no table holds the plaintext code."""
