@@ -54,7 +54,7 @@ if settings.BENCH_DELIVERY == "queued":
 
     from benchmarks import celery_app  # noqa: F401  (the app the task is sent with)
     from benchmarks.backend import datagram, parse_address
-    from sms_service.services.secrets import decrypt
+    from sms_service.crypto import decrypt
     from sms_service.signals import message_queued
 
     _socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

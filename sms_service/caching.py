@@ -10,12 +10,16 @@ per entry and interval instead of once per request.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.core.cache import cache
 from django.core.cache.backends.locmem import LocMemCache
 
 from .conf import app_settings
+
+logger = logging.getLogger(__name__)
 
 _process = LocMemCache("sms_service.process", {"OPTIONS": {"MAX_ENTRIES": 5000}})
 
@@ -51,3 +55,35 @@ def delete(key: str) -> None:
 def clear_process() -> None:
     """Forget this process's copies (tests; after a bulk change made elsewhere)."""
     _process.clear()
+
+
+def read_through(key: str, load: Callable[[], Any], timeout: int) -> Any:
+    """The cached value of ``key``, else ``load()`` (stored for ``timeout`` seconds
+    unless it is None). The caches are an optimisation, never a requirement: when
+    the shared cache is unreachable the value is loaded from the database."""
+    if timeout <= 0:
+        return load()
+    try:
+        value = get(key)
+    except Exception:
+        logger.warning("cache unreachable; reading %s from the database", key, exc_info=True)
+        return load()
+    if value is None:
+        value = load()
+        if value is not None:
+            try:
+                set(key, value, timeout)
+            except Exception:
+                logger.warning("cache unreachable; %s not cached", key, exc_info=True)
+    return value
+
+
+def forget(*keys: str) -> None:
+    """Drop ``keys`` after a change (see :mod:`sms_service.receivers`); a cache that
+    cannot be reached is logged, and the entries expire on their own."""
+    for key in keys:
+        try:
+            delete(key)
+        except Exception:
+            logger.warning("cache unreachable; %s may be served stale until it expires", key,
+                           exc_info=True)

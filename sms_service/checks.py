@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+from django.db import connections
 from django.utils.module_loading import import_string
 
-from .conf import app_settings
+from . import segments
+from .backends.base import CHANNELS
+from .conf import DEFAULTS, IMPORT_STRINGS, app_settings
+from .models.app import MAX_CODE_LENGTH
+from .services.billing import OVERDUE_POLICIES
 
 #: The adapter methods each feature calls, and whether the feature is on. A
 #: feature that is on needs every one of its hooks on the configured adapter.
@@ -83,13 +90,17 @@ def check_settings(app_configs=None, **kwargs):
                 id="sms_service.E004",
             ))
     ttl, max_ttl = app_settings.CODE_TTL_MINUTES, app_settings.CODE_MAX_TTL_MINUTES
-    if not (isinstance(ttl, int) and isinstance(max_ttl, int) and 1 <= ttl <= max_ttl <= 30):
+    if not (isinstance(ttl, int) and isinstance(max_ttl, int) and 1 <= ttl <= max_ttl):
         errors.append(Error(
-            'SMS_SERVICE["CODE_TTL_MINUTES"] must be between 1 and CODE_MAX_TTL_MINUTES (≤ 30).',
+            'SMS_SERVICE["CODE_TTL_MINUTES"] must be between 1 and CODE_MAX_TTL_MINUTES.',
             id="sms_service.E005",
         ))
-    if app_settings.CODE_LENGTH < 6:
-        errors.append(Error('SMS_SERVICE["CODE_LENGTH"] must be at least 6.', id="sms_service.E006"))
+    length = app_settings.CODE_LENGTH
+    if not (isinstance(length, int) and 6 <= length <= MAX_CODE_LENGTH):
+        errors.append(Error(
+            f'SMS_SERVICE["CODE_LENGTH"] must be between 6 and {MAX_CODE_LENGTH}.',
+            id="sms_service.E006",
+        ))
     if app_settings.RATE_LIMIT_CACHE not in settings.CACHES:
         errors.append(Error(
             f'SMS_SERVICE["RATE_LIMIT_CACHE"] names unknown cache {app_settings.RATE_LIMIT_CACHE!r}.',
@@ -125,4 +136,153 @@ def _check_twilio(backends: dict) -> list:
                 "is empty: no status callbacks, messages stay 'accepted' until polled.",
                 id="sms_service.W002",
             ))
+    return found
+
+
+@register(Tags.compatibility)
+def check_setting_values(app_configs=None, **kwargs):
+    """Unknown keys, wrong types and out-of-range values of SMS_SERVICE."""
+    errors = _unknown_and_mistyped()
+    if errors:
+        return errors  # the value checks below assume the types are right
+    errors += _check_choices()
+    errors += _check_prices()
+    errors += _check_windows()
+    errors += _check_secret_keys()
+    return errors
+
+
+def _unknown_and_mistyped() -> list:
+    found = []
+    for name, value in app_settings.user_settings.items():
+        if name not in DEFAULTS:
+            found.append(Error(f'SMS_SERVICE["{name}"] is not a setting of sms_service.',
+                               hint="See the settings table of the README.",
+                               id="sms_service.E011"))
+            continue
+        default = DEFAULTS[name]
+        expected = _TYPES.get(type(default))
+        if name in IMPORT_STRINGS or expected is None:
+            continue
+        if isinstance(value, bool) and expected is not bool or not isinstance(value, expected):
+            found.append(Error(
+                f'SMS_SERVICE["{name}"] must be {_TYPE_NAMES[expected]}, not {value!r}.',
+                id="sms_service.E012",
+            ))
+        elif expected is int and value < 0:
+            found.append(Error(f'SMS_SERVICE["{name}"] must not be negative.',
+                               id="sms_service.E012"))
+    return found
+
+
+#: The type a setting's value must have, by the type of its default.
+_TYPES: dict[type, Any] = {bool: bool, int: int, str: str, dict: dict, list: (list, tuple)}
+_TYPE_NAMES: dict[Any, str] = {bool: "True or False", int: "a whole number", str: "a string",
+                               dict: "a dict", (list, tuple): "a list"}
+
+
+def _check_choices() -> list:
+    found = []
+    if app_settings.OVERDUE_POLICY not in OVERDUE_POLICIES:
+        found.append(Error(
+            f'SMS_SERVICE["OVERDUE_POLICY"] must be one of {", ".join(OVERDUE_POLICIES)}, '
+            f"not {app_settings.OVERDUE_POLICY!r}.",
+            id="sms_service.E013",
+        ))
+    for name in ("SEGMENT_MODE_DOMESTIC", "SEGMENT_MODE_INTERNATIONAL"):
+        if getattr(app_settings, name) not in segments.MODES:
+            found.append(Error(
+                f'SMS_SERVICE["{name}"] must be one of {", ".join(segments.MODES)}, '
+                f"not {getattr(app_settings, name)!r}.",
+                id="sms_service.E013",
+            ))
+    return found
+
+
+def _check_prices() -> list:
+    found = []
+    for channel, price in app_settings.DEFAULT_UNIT_PRICES.items():
+        try:
+            valid = channel in CHANNELS and Decimal(str(price)) >= 0 and not isinstance(
+                price, float
+            )
+        except (InvalidOperation, ValueError):
+            valid = False
+        if not valid:
+            found.append(Error(
+                f'SMS_SERVICE["DEFAULT_UNIT_PRICES"][{channel!r}] = {price!r}: the keys are '
+                f'{" and ".join(CHANNELS)}, the values decimal strings ≥ 0 such as "0.05".',
+                id="sms_service.E014",
+            ))
+    return found
+
+
+def _check_windows() -> list:
+    """RATE_LIMITS and USER_IP_LIMITS: the shape the limiter reads."""
+    limits = app_settings.RATE_LIMITS
+    found = []
+    for key in ("app_number_interval", "signature_number_interval"):
+        if not _whole(limits.get(key), minimum=0):
+            found.append(f'["{key}"] must be a number of seconds')
+    daily = limits.get("signature_number_daily")
+    if not (isinstance(daily, dict) and all(_whole(v, minimum=1) for v in daily.values())):
+        found.append('["signature_number_daily"] must map message kinds to counts ≥ 1')
+    for key in ("voice", "ip", "prefix"):
+        if not _windows(limits.get(key)):
+            found.append(f'["{key}"] must be a list of (seconds, count) pairs ≥ 1')
+    unknown = set(limits) - set(DEFAULTS["RATE_LIMITS"])
+    if unknown:
+        found.append(f" has unknown keys {sorted(unknown)}")
+    errors = [Error(f'SMS_SERVICE["RATE_LIMITS"]{problem}.', id="sms_service.E015")
+              for problem in found]
+    if not _windows(app_settings.USER_IP_LIMITS):
+        errors.append(Error('SMS_SERVICE["USER_IP_LIMITS"] must be a list of (seconds, count) '
+                            "pairs ≥ 1.", id="sms_service.E015"))
+    return errors
+
+
+def _whole(value: Any, *, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _windows(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and all(
+        isinstance(pair, (list, tuple)) and len(pair) == 2
+        and all(_whole(n, minimum=1) for n in pair)
+        for pair in value
+    )
+
+
+def _check_secret_keys() -> list:
+    keys = app_settings.SECRET_KEYS
+    if all(isinstance(key, str) and len(key) >= 32 for key in keys):
+        return []
+    return [Error('SMS_SERVICE["SECRET_KEYS"] must be a list of strings of at least 32 '
+                  "characters, the signing key first.",
+                  hint="Generate one with django.core.management.utils.get_random_secret_key().",
+                  id="sms_service.E016")]
+
+
+@register(Tags.compatibility)
+def check_database(app_configs=None, **kwargs):
+    """The written-out SQL (INSERT ... ON CONFLICT ... RETURNING) needs PostgreSQL or
+    SQLite 3.35 or newer (known without connecting)."""
+    found = []
+    for alias in settings.DATABASES:
+        connection = connections[alias]
+        vendor = connection.vendor
+        if vendor == "postgresql":
+            continue
+        if vendor == "sqlite":
+            import sqlite3
+
+            if sqlite3.sqlite_version_info >= (3, 35):
+                continue
+            problem = f"SQLite {sqlite3.sqlite_version} is older than 3.35"
+        else:
+            problem = f"{vendor} is not supported"
+        found.append(Error(
+            f"Database {alias!r}: {problem}; sms_service runs on PostgreSQL or SQLite ≥ 3.35.",
+            id="sms_service.E017",
+        ))
     return found

@@ -29,9 +29,11 @@ DEFAULTS: dict[str, Any] = {
     },
     # Channel ("sms" / "voice") -> backend alias.
     "CHANNEL_BACKENDS": {},
-    # Secret for the keyed hash of verification codes and the encryption of
-    # message payloads. Empty means derived from settings.SECRET_KEY.
-    "SECRET": "",
+    # Secrets for the keyed hashes of codes and tokens and the encryption of
+    # message payloads, newest first: the first signs and encrypts, every one
+    # verifies and decrypts (key rotation). Empty: SECRET_KEY, then
+    # SECRET_KEY_FALLBACKS.
+    "SECRET_KEYS": [],
     # Verification codes (R-CODE).
     "CODE_LENGTH": 6,
     "CODE_TTL_MINUTES": 10,

@@ -218,7 +218,7 @@ class ValidateTokenMissingError(SmsServiceError):
 
 
 class MessageTooLongError(SmsServiceError):
-    default_message = "The message is longer than 400 characters."
+    default_message = "The message is longer than the server's MAX_MESSAGE_LENGTH."
 
 
 # --- Phone users (R-USER) ------------------------------------------------------------

@@ -18,7 +18,7 @@ Two modes:
     units) that are never split either.
 
 Which mode applies is a setting per destination (``SEGMENT_MODE_DOMESTIC`` and
-``SEGMENT_MODE_INTERNATIONAL``, see :func:`mode_for`). The length limit (400
+``SEGMENT_MODE_INTERNATIONAL``, see :func:`mode_for`). The length limit (``MAX_MESSAGE_LENGTH``
 characters, R-BILL-1) is enforced by the billing quote, before anything is
 queued or charged.
 """

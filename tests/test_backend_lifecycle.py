@@ -14,11 +14,11 @@ from django.test import override_settings
 from sms_service import signals
 from sms_service.backends import close_backends, get_backend, locmem
 from sms_service.backends.base import BaseSmsBackend, OutgoingMessage, SendResult
+from sms_service.crypto import encrypt
 from sms_service.delivery import DeliveryStatus
 from sms_service.exceptions import ProviderTemporaryError, SendCancelled
 from sms_service.models import Message, MessageStatus
 from sms_service.services import outbox
-from sms_service.services.secrets import encrypt
 
 from .billing_support import assert_books, funded_app, held_message
 from .fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, running_fake_twilio

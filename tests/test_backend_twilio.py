@@ -21,6 +21,7 @@ import sms_service
 from sms_service.backends import get_backend
 from sms_service.backends.base import OutgoingMessage
 from sms_service.backends.twilio import TwilioBackend
+from sms_service.crypto import encrypt
 from sms_service.exceptions import (
     ProviderOutcomeUnknownError,
     ProviderRejectedError,
@@ -29,7 +30,6 @@ from sms_service.exceptions import (
 )
 from sms_service.models import Message, MessageStatus
 from sms_service.services import outbox
-from sms_service.services.secrets import encrypt
 
 from .fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, running_fake_twilio
 

@@ -36,7 +36,6 @@ from tests.billing_support import (
     set_price,
 )
 
-S = MessageStatus
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -101,7 +100,7 @@ def test_R_BILL_3_50_concurrent_sends_against_balance_10_repeated_20_times(outbo
         messages = Message.objects.filter(app=app)
         assert messages.count() == 10
         # Each was delivered (locmem) and charged exactly once.
-        assert set(messages.values_list("status", flat=True)) == {S.DELIVERED}
+        assert set(messages.values_list("status", flat=True)) == {MessageStatus.DELIVERED}
         assert LedgerEntry.objects.filter(app=app, kind="charge").count() == 10
         app.refresh_from_db()
         assert (app.balance, held(app), bill(app)) == (0, 0, 10)
@@ -156,7 +155,7 @@ def test_R_BILL_5_same_receipt_10_times_concurrently_and_out_of_order_settles_on
             ]
         )
         message.refresh_from_db()
-        assert message.status in (S.DELIVERED, S.UNDELIVERED)
+        assert message.status in (MessageStatus.DELIVERED, MessageStatus.UNDELIVERED)
         assert LedgerEntry.objects.filter(message=message, kind="charge").count() == 1
         # Exactly one status change to the final state is in the event log.
         assert message.events.filter(status=message.status).count() == 1

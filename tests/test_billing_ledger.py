@@ -44,7 +44,6 @@ from tests.billing_support import (
     set_price,
 )
 
-S = MessageStatus
 pytestmark = pytest.mark.django_db
 
 
@@ -187,10 +186,10 @@ def test_R_BILL_3_balance_constraint_forbids_negative():
 
 
 def test_R_BILL_3_test_numbers_are_never_billed(signed_app):
-    from sms_service.models import TestNumber
+    from sms_service.models import FixedCodeNumber
 
     set_price("1")
-    TestNumber.objects.create(app=signed_app, phone=phone(5), code="123456")
+    FixedCodeNumber.objects.create(app=signed_app, phone=phone(5), code="123456")
     message = send(signed_app, 5)
     assert message.is_test and message.cost == 0
     assert not LedgerEntry.objects.exists()
@@ -202,8 +201,8 @@ def test_R_BILL_3_test_numbers_are_never_billed(signed_app):
 def test_R_BILL_4_call_failure_releases_the_hold():
     app = funded_app("5")
     message = held_message(app, cost="2")
-    assert outbox.transition(message, S.SENDING)
-    assert outbox.transition(message, S.FAILED)
+    assert outbox.transition(message, MessageStatus.SENDING)
+    assert outbox.transition(message, MessageStatus.FAILED)
 
     app.refresh_from_db()
     assert (app.balance, held(app), bill(app)) == (Decimal("5"), 0, 0)
@@ -218,11 +217,11 @@ def test_R_BILL_4_awaiting_receipt_is_held_but_not_billed():
     assert (app.balance, held(app), bill(app)) == (Decimal("3"), Decimal("2"), 0)
     # "unknown" (the call may have reached the provider) stays held too.
     other = held_message(app, cost="1")
-    outbox.transition(other, S.SENDING)
-    outbox.transition(other, S.UNKNOWN)
+    outbox.transition(other, MessageStatus.SENDING)
+    outbox.transition(other, MessageStatus.UNKNOWN)
     app.refresh_from_db()
     assert (app.balance, held(app), bill(app)) == (Decimal("2"), Decimal("3"), 0)
-    assert message.status == S.ACCEPTED
+    assert message.status == MessageStatus.ACCEPTED
     assert_books(app)
 
 
@@ -236,7 +235,7 @@ def test_R_BILL_4_delivery_and_delivery_failure_are_billed(receipt):
 
     message.refresh_from_db()
     app.refresh_from_db()
-    assert message.status == (S.DELIVERED if receipt == "delivered" else S.UNDELIVERED)
+    assert message.status == (MessageStatus.DELIVERED if receipt == "delivered" else MessageStatus.UNDELIVERED)
     assert (app.balance, held(app), bill(app)) == (Decimal("3"), 0, Decimal("2"))
     assert_books(app)
 
@@ -249,7 +248,7 @@ def test_R_BILL_5_replayed_and_out_of_order_receipts_settle_once():
         outbox.apply_report(DeliveryReport(pid, status), provider="fake")
 
     message.refresh_from_db()
-    assert message.status == S.DELIVERED  # the first final receipt wins
+    assert message.status == MessageStatus.DELIVERED  # the first final receipt wins
     assert LedgerEntry.objects.filter(message=message, kind="charge").count() == 1
     assert bill(app) == 2
     assert_books(app)
@@ -264,10 +263,10 @@ def test_R_BILL_4_locmem_delivery_end_to_end_is_charged(
         message = send(signed_app)
     message.refresh_from_db()
     signed_app.refresh_from_db()
-    assert message.status == S.DELIVERED
+    assert message.status == MessageStatus.DELIVERED
     assert (signed_app.balance, held(signed_app), bill(signed_app)) == (2, 0, 1)
     # The status change and the settlement are in the event log.
-    assert message.events.filter(status=S.DELIVERED).exists()
+    assert message.events.filter(status=MessageStatus.DELIVERED).exists()
 
 
 class RefusingBackend(LocmemBackend):
@@ -288,7 +287,7 @@ def test_R_BILL_4_provider_refusal_end_to_end_is_not_billed(
             message = send(signed_app)
     message.refresh_from_db()
     signed_app.refresh_from_db()
-    assert message.status == S.FAILED
+    assert message.status == MessageStatus.FAILED
     assert (signed_app.balance, held(signed_app), bill(signed_app)) == (3, 0, 0)
     assert_books(signed_app)
 
@@ -314,7 +313,7 @@ def test_R_BILL_4_overdue_policy_settles_once(policy, billed, balance):
     )
     message.refresh_from_db()
     app.refresh_from_db()
-    assert message.status == S.DELIVERED
+    assert message.status == MessageStatus.DELIVERED
     assert (app.balance, held(app), bill(app)) == (balance, 0, billed)
     assert message.events.filter(description__startswith="no receipt in time").exists()
     assert_books(app)
@@ -409,8 +408,8 @@ def test_R_RATE_2_daily_spend_cap_is_154_and_released_money_frees_it():
     assert info.value.code == 154
     assert Message.objects.filter(app=app).count() == 2  # the refused one rolled back
 
-    outbox.transition(first, S.SENDING)
-    outbox.transition(first, S.FAILED)  # call failed: not spend
+    outbox.transition(first, MessageStatus.SENDING)
+    outbox.transition(first, MessageStatus.FAILED)  # call failed: not spend
     held_message(app, cost="2")
     # A new day starts a new counter.
     with time_machine.travel(timezone.now() + timedelta(days=1)):

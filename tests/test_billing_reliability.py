@@ -36,7 +36,6 @@ from sms_service.models.billing import SETTLEMENT_KINDS
 from sms_service.services import billing, outbox
 from tests.billing_support import assert_books, bill, funded_app, held, held_message
 
-S = MessageStatus
 pytestmark = pytest.mark.django_db(transaction=True)
 
 #: Provider-side record of accepted requests (what the handset would get).
@@ -80,7 +79,7 @@ def test_D3_worker_killed_after_provider_accepted_is_never_charged_twice():
         # The broker redelivers the task (acks_late): the claim refuses it.
         assert outbox.deliver(message_id=message.pk) == "skipped"
         message.refresh_from_db()
-        assert message.status == S.SENDING
+        assert message.status == MessageStatus.SENDING
 
         start = timezone.now()
         with time_machine.travel(start + timedelta(seconds=901), tick=False):
@@ -88,7 +87,7 @@ def test_D3_worker_killed_after_provider_accepted_is_never_charged_twice():
             assert outbox.redispatch_stuck()["unknown"] == 0
         message.refresh_from_db()
         app.refresh_from_db()
-        assert message.status == S.UNKNOWN
+        assert message.status == MessageStatus.UNKNOWN
         assert (app.balance, held(app), bill(app)) == (3, 2, 0)
 
         with time_machine.travel(start + timedelta(seconds=901 + 3601), tick=False):
@@ -151,10 +150,10 @@ class BooksMachine(RuleBasedStateMachine):
         outcome=st.sampled_from(["accepted", "failed", "unknown"]),
     )
     def provider_answers(self, index: int, outcome: str) -> None:
-        message = self._pick(index, S.QUEUED)
+        message = self._pick(index, MessageStatus.QUEUED)
         if message is None:
             return
-        assert outbox.transition(message, S.SENDING)
+        assert outbox.transition(message, MessageStatus.SENDING)
         fields = (
             {"provider": "fake", "provider_message_id": f"fuzz-{message.pk}"}
             if outcome == "accepted"
@@ -167,7 +166,7 @@ class BooksMachine(RuleBasedStateMachine):
         status=st.sampled_from(["delivered", "undelivered", "failed", "accepted"]),
     )
     def receipt(self, index: int, status: str) -> None:
-        message = self._pick(index, S.ACCEPTED, S.DELIVERED, S.UNDELIVERED)
+        message = self._pick(index, MessageStatus.ACCEPTED, MessageStatus.DELIVERED, MessageStatus.UNDELIVERED)
         if message is None:
             return
         outbox.apply_report(
@@ -177,9 +176,9 @@ class BooksMachine(RuleBasedStateMachine):
 
     @rule(index=st.integers(min_value=0))
     def reconciled_as_failed(self, index: int) -> None:
-        message = self._pick(index, S.UNKNOWN)
+        message = self._pick(index, MessageStatus.UNKNOWN)
         if message is not None:
-            outbox.transition(message, S.FAILED)
+            outbox.transition(message, MessageStatus.FAILED)
 
     @rule()
     def overdue_sweep(self) -> None:
@@ -187,7 +186,7 @@ class BooksMachine(RuleBasedStateMachine):
 
     @rule(index=st.integers(min_value=0))
     def refund(self, index: int) -> None:
-        message = self._pick(index, S.DELIVERED, S.UNDELIVERED)
+        message = self._pick(index, MessageStatus.DELIVERED, MessageStatus.UNDELIVERED)
         if message is None:
             return
         try:
@@ -206,7 +205,7 @@ class BooksMachine(RuleBasedStateMachine):
             settlements = LedgerEntry.objects.filter(
                 message=message, kind__in=SETTLEMENT_KINDS
             ).count()
-            if message.status in (S.FAILED, S.DELIVERED, S.UNDELIVERED):
+            if message.status in (MessageStatus.FAILED, MessageStatus.DELIVERED, MessageStatus.UNDELIVERED):
                 assert settlements == 1
             else:
                 assert settlements <= 1

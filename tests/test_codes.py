@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import secrets
 import threading
 from datetime import timedelta
@@ -79,11 +78,14 @@ def test_R_CODE_3_only_keyed_hashes_are_stored(app):
 def test_R_CODE_3_every_check_compares_digests_in_constant_time(app, monkeypatch):
     compared = []
 
-    def spy(stored, submitted):
-        compared.append((stored, submitted))
-        return hmac.compare_digest(stored.encode(), submitted.encode())
+    real = codes.matches_any
 
-    monkeypatch.setattr(codes, "digests_match", spy)
+    def spy(stored, submitted):
+        (candidate,) = submitted  # one key configured: one candidate digest
+        compared.append((stored, candidate))
+        return real(stored, submitted)
+
+    monkeypatch.setattr(codes, "matches_any", spy)
     issued = issue(app)
     wrong = f"{(int(issued.code) + 1) % 10**6:06d}"
     with pytest.raises(InvalidCodeError):
@@ -97,9 +99,40 @@ def test_R_CODE_3_every_check_compares_digests_in_constant_time(app, monkeypatch
 
 def test_R_CODE_3_hash_depends_on_the_server_secret(app, settings):
     issued = issue(app)
-    settings.SMS_SERVICE = {**settings.SMS_SERVICE, "SECRET": "another-secret"}
+    settings.SMS_SERVICE = {**settings.SMS_SERVICE, "SECRET_KEYS": ["another-secret" * 3]}
     with pytest.raises(InvalidCodeError):
         check(app, issued.code)
+
+
+OLD_KEY, NEW_KEY = "old-secret-" * 4, "new-secret-" * 4
+
+
+def test_rotated_keys_still_verify_codes_issued_under_the_old_key(app, settings):
+    settings.SMS_SERVICE = {**settings.SMS_SERVICE, "SECRET_KEYS": [OLD_KEY]}
+    before = issue(app)
+    other = issue(app, phone=OTHER, purpose=CodePurpose.VERIFY_PHONE)
+    settings.SMS_SERVICE = {**settings.SMS_SERVICE, "SECRET_KEYS": [NEW_KEY, OLD_KEY]}
+    check(app, before.code)
+    assert codes.verify_code_only(app=app, purpose=CodePurpose.VERIFY_PHONE,
+                                  code=other.code).phone == OTHER
+    # New codes are signed with the new key: dropping the old key keeps them valid.
+    after = issue(app)
+    settings.SMS_SERVICE = {**settings.SMS_SERVICE, "SECRET_KEYS": [NEW_KEY]}
+    check(app, after.code)
+
+
+def test_rotated_keys_decrypt_payloads_encrypted_under_the_old_key(settings):
+    from sms_service.crypto import decrypt, encrypt
+
+    settings.SMS_SERVICE = {**settings.SMS_SERVICE, "SECRET_KEYS": [OLD_KEY]}
+    old = encrypt("【Demo】code 123456")
+    settings.SMS_SERVICE = {**settings.SMS_SERVICE, "SECRET_KEYS": [NEW_KEY, OLD_KEY]}
+    new = encrypt("【Demo】code 654321")
+    assert (decrypt(old), decrypt(new)) == ("【Demo】code 123456", "【Demo】code 654321")
+    settings.SMS_SERVICE = {**settings.SMS_SERVICE, "SECRET_KEYS": [NEW_KEY]}
+    assert decrypt(new) == "【Demo】code 654321"
+    with pytest.raises(ValueError, match="any of the secret keys"):
+        decrypt(old)
 
 
 def test_R_CODE_4_five_wrong_attempts_kill_the_code(app):

@@ -49,3 +49,23 @@ def test_0002_keeps_the_newest_code_of_each_number_and_purpose(executor):
     kept = new.get_model("sms_service", "VerificationCode").objects.values_list("pk", "status")
     assert dict(kept) == {newest.pk: "active", other_purpose.pk: "expired",
                           other_number.pk: "active"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_0004_keeps_the_test_numbers_under_their_new_name(executor):
+    before = [("sms_service", "0003_phone_users")]
+    after = [("sms_service", "0004_fixed_code_numbers")]
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    app = old.get_model("sms_service", "App").objects.create(name="Old", company_name="Old Ltd")
+    old.get_model("sms_service", "TestNumber").objects.create(
+        app=app, phone="+8618600000001", code="246810"
+    )
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(after)
+    new = executor.loader.project_state(after).apps
+    numbers = new.get_model("sms_service", "FixedCodeNumber").objects.values_list(
+        "app__name", "phone", "code"
+    )
+    assert list(numbers) == [("Old", "+8618600000001", "246810")]

@@ -9,6 +9,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from sms_service.backends.base import BaseSmsBackend, SendResult
+from sms_service.crypto import encrypt
 from sms_service.exceptions import (
     ProviderOutcomeUnknownError,
     ProviderRejectedError,
@@ -16,7 +17,6 @@ from sms_service.exceptions import (
 )
 from sms_service.models import Message, MessageStatus
 from sms_service.services import outbox
-from sms_service.services.secrets import encrypt
 
 pytestmark = pytest.mark.django_db
 

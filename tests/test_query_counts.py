@@ -99,9 +99,9 @@ def test_template_message_queries(client, lc, app, signature, priced,
 def test_test_number_lookup_only_when_the_app_has_some(client, lc, app, signature,
                                                        django_assert_max_num_queries,
                                                        django_capture_on_commit_callbacks):
-    from sms_service.models import TestNumber
+    from sms_service.models import FixedCodeNumber
 
-    TestNumber.objects.create(app=app, phone="+8613800138999", code="123456")
+    FixedCodeNumber.objects.create(app=app, phone="+8613800138999", code="123456")
     lc.post("/1.1/requestSmsCode", {"mobilePhoneNumber": "+8613800138196"})  # warm the price
     captured = _request(client, lc, "+8613800138105", django_capture_on_commit_callbacks,
                         django_assert_max_num_queries, MAX_QUERIES)

@@ -37,7 +37,6 @@ from tests.billing_support import (
     held_message,
 )
 
-S = MessageStatus
 pytestmark = pytest.mark.django_db
 
 SECRET = "receipt-secret"
@@ -136,13 +135,13 @@ def test_R_BILL_4_webhook_receipt_settles_the_bill_and_is_logged(client):
     assert response.status_code == 200
     assert response.json() == {"received": 1, "unmatched": 0}
     message.refresh_from_db()
-    assert message.status == S.DELIVERED
+    assert message.status == MessageStatus.DELIVERED
     assert bill(app) == 2
     assert message.events.filter(
-        status=S.DELIVERED, description="receipt: delivered"
+        status=MessageStatus.DELIVERED, description="receipt: delivered"
     ).exists()
     receiver.assert_called_once()
-    assert receiver.call_args.kwargs["new_status"] == S.DELIVERED
+    assert receiver.call_args.kwargs["new_status"] == MessageStatus.DELIVERED
     assert_books(app)
 
 
@@ -159,7 +158,7 @@ def test_D9_webhook_replayed_10_times_out_of_order_bills_once(client):
     ] * 2:
         assert post_receipts(client, [{"id": pid, "status": status}]).status_code == 200
     message.refresh_from_db()
-    assert message.status == S.UNDELIVERED
+    assert message.status == MessageStatus.UNDELIVERED
     assert bill(app) == 2
     assert_books(app)
 
@@ -175,7 +174,7 @@ def test_D9_bad_secret_is_403_json_and_changes_nothing(client):
     assert response.status_code == 403
     assert response.json()["code"] == 403
     message.refresh_from_db()
-    assert message.status == S.ACCEPTED
+    assert message.status == MessageStatus.ACCEPTED
     assert bill(app) == 0
 
 
@@ -214,10 +213,10 @@ def test_receipt_before_the_provider_id_is_stored_is_applied_by_the_worker():
     message = held_message(app, cost="2")
     HookBackend.early = "delivered"
 
-    assert outbox.deliver(message_id=message.pk) == S.ACCEPTED
+    assert outbox.deliver(message_id=message.pk) == MessageStatus.ACCEPTED
 
     message.refresh_from_db()
-    assert message.status == S.DELIVERED
+    assert message.status == MessageStatus.DELIVERED
     kept = UnmatchedReceipt.objects.get()
     assert kept.message == message and kept.matched_at is not None
     assert bill(app) == 2
@@ -237,7 +236,7 @@ def test_reconcile_task_applies_receipts_the_worker_missed():
     assert tasks.reconcile_unmatched_receipts() == {"applied": 1}
     assert tasks.reconcile_unmatched_receipts() == {"applied": 0}
     message.refresh_from_db()
-    assert message.status == S.UNDELIVERED
+    assert message.status == MessageStatus.UNDELIVERED
     assert bill(app) == 2
 
 
@@ -278,7 +277,7 @@ def test_twilio_receipt_signature_is_checked_by_the_webhook(client):
     assert (forged.status_code, forged.json()["code"]) == (403, 403)
     assert post(twilio_signature("http://testserver" + url, params)).status_code == 200
     message.refresh_from_db()
-    assert message.status == S.DELIVERED
+    assert message.status == MessageStatus.DELIVERED
     assert bill(app) == 1
 
 
@@ -299,7 +298,7 @@ def test_poll_task_applies_provider_statuses_for_messages_awaiting_receipts():
         assert receipts.poll_statuses() == {"polled": 2, "changed": 1}
     waiting.refresh_from_db()
     silent.refresh_from_db()
-    assert (waiting.status, silent.status) == (S.DELIVERED, S.ACCEPTED)
+    assert (waiting.status, silent.status) == (MessageStatus.DELIVERED, MessageStatus.ACCEPTED)
     assert bill(app) == 1
     assert_books(app)
 

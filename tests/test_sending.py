@@ -6,8 +6,7 @@ import re
 
 import pytest
 
-from sms_service.models import Message, VerificationCode
-from sms_service.models import TestNumber as FixedCodeNumber
+from sms_service.models import FixedCodeNumber, Message, VerificationCode
 
 SEND = "/1.1/requestSmsCode"
 PHONE = "18612345678"
@@ -182,7 +181,7 @@ class TestBadInput:
         assert send(lc).json() == {"code": 605, "error": "SMS sign not verified"}
 
 
-class TestTestNumbers:
+class TestFixedCodeNumbers:
     def test_R_CODE_8_fixed_code_never_sent_never_billed(self, lc, app, signature, outbox):
         FixedCodeNumber.objects.create(app=app, phone=E164, code="246810")
         assert send(lc).json() == {}
@@ -250,12 +249,12 @@ def test_a_change_made_by_another_process_arrives_within_process_cache_seconds(
     from django.core.cache import cache
 
     from sms_service.models import App
-    from sms_service.services import apps
+    from sms_service.services import tenants
 
     settings.SMS_SERVICE = {**settings.SMS_SERVICE, "PROCESS_CACHE_SECONDS": process_seconds}
     assert send(lc).json() == {}
     App.objects.filter(pk=app.pk).update(sms_enabled=False)
-    cache.delete(apps._api_app_key(app.app_id))
+    cache.delete(tenants._api_app_key(app.app_id))
     within = lc.post(SEND, {"mobilePhoneNumber": "18612345670"}).json()
     assert within.get("code") == (None if process_seconds else 119)
     clock.shift(process_seconds + 1)
@@ -274,9 +273,9 @@ def test_switches_and_reviews_take_effect_immediately(lc, app, signature, outbox
     signature.status = "rejected"
     signature.save()
     assert lc.post(SEND, {"mobilePhoneNumber": "18612345671"}).json()["code"] == 605
-    from sms_service.services import apps
+    from sms_service.services import tenants
 
-    apps.update_app(app=app, changes={"allow_international": "true"})
+    tenants.update_app(app=app, changes={"allow_international": "true"})
     signature.status = "approved"
     signature.save()
     assert lc.post(SEND, {"mobilePhoneNumber": "+14155552671"}).json() == {}

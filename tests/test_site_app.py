@@ -9,7 +9,7 @@ from django.core.management import call_command
 
 from sms_service.exceptions import SmsServiceConfigurationError
 from sms_service.models import App
-from sms_service.services.apps import get_site_app
+from sms_service.services.tenants import get_site_app
 
 SITE_ID = "SiteApp00000000000000000-gzGzoHsz"
 

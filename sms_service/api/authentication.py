@@ -16,7 +16,7 @@ from rest_framework.request import Request
 
 from ..exceptions import UnauthorizedError
 from ..models import App
-from ..services.apps import get_api_app
+from ..services.tenants import get_api_app
 
 _HEADERS = {
     "id": ("HTTP_X_LC_ID", "HTTP_X_AVOSCLOUD_APPLICATION_ID"),

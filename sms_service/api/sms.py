@@ -42,7 +42,10 @@ _EMPTY = inline_serializer("Empty", {})
                 help_text="E.164; no + means +86"
             ),
             "smsType": serializers.ChoiceField(["sms", "voice"], required=False),
-            "ttl": serializers.IntegerField(min_value=1, max_value=30, required=False),
+            "ttl": serializers.IntegerField(
+                min_value=1, required=False,
+                help_text="minutes, at most the server's CODE_MAX_TTL_MINUTES",
+            ),
             "name": serializers.CharField(required=False),
             "op": serializers.CharField(required=False),
             "template": serializers.CharField(required=False),

@@ -1,5 +1,5 @@
 from ..delivery import FINAL_STATUSES, DeliveryStatus
-from .app import App, TestNumber
+from .app import App, FixedCodeNumber
 from .billing import LedgerEntry, LedgerKind, Price, UnmatchedReceipt  # issue 5
 from .codes import CodePurpose, CodeStatus, VerificationCode
 from .content import ReviewStatus, Signature, Template, TemplateVersion
@@ -20,6 +20,7 @@ __all__ = [
     "CodePurpose",
     "CodeStatus",
     "DeliveryStatus",
+    "FixedCodeNumber",
     "FINAL_STATUSES",
     "LedgerEntry",
     "LedgerKind",
@@ -33,7 +34,6 @@ __all__ = [
     "Signature",
     "Template",
     "TemplateVersion",
-    "TestNumber",
     "UnmatchedReceipt",
     "UserSession",
     "VerificationCode",

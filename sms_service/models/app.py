@@ -9,7 +9,12 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from ..validators import validate_fixed_code
+
 _ID_ALPHABET = string.ascii_letters + string.digits
+
+#: Longest verification code the fixed-code column holds (CODE_LENGTH may not exceed it).
+MAX_CODE_LENGTH = 12
 
 
 def generate_app_id() -> str:
@@ -27,7 +32,7 @@ class AppQuerySet(models.QuerySet):
     def for_api(self) -> AppQuerySet:
         """Apps with what every send needs, in the authentication query itself:
         the approved default signature (``default_signature_pk`` / ``_text`` /
-        ``_name``) and whether any test numbers exist (``has_test_numbers``)."""
+        ``_name``) and whether any fixed-code numbers exist (``has_fixed_code_numbers``)."""
         from .content import ReviewStatus, Signature
 
         default = Signature.objects.filter(
@@ -37,7 +42,7 @@ class AppQuerySet(models.QuerySet):
             default_signature_pk=models.Subquery(default.values("pk")[:1]),
             default_signature_text=models.Subquery(default.values("text")[:1]),
             default_signature_name=models.Subquery(default.values("name")[:1]),
-            has_test_numbers=models.Exists(TestNumber.objects.filter(app=models.OuterRef("pk"))),
+            has_fixed_code_numbers=models.Exists(FixedCodeNumber.objects.filter(app=models.OuterRef("pk"))),
         )
 
 
@@ -203,14 +208,19 @@ class App(models.Model):
         return f"{self.name} ({self.app_id})"
 
 
-class TestNumber(models.Model):
-    """A number with a fixed code: never sent to a provider, never billed (R-CODE-8)."""
+class FixedCodeNumber(models.Model):
+    """A test number: a number with a fixed code, never sent to a provider and never
+    billed, but counted by the sending limits like any other."""
 
     app = models.ForeignKey(
-        App, verbose_name=_("app"), on_delete=models.CASCADE, related_name="test_numbers"
+        App, verbose_name=_("app"), on_delete=models.CASCADE,
+        related_name="fixed_code_numbers",
     )
     phone = models.CharField(_("phone number (E.164)"), max_length=20)
-    code = models.CharField(_("fixed code"), max_length=6)
+    #: The column holds up to :data:`MAX_CODE_LENGTH` digits; ``CODE_LENGTH`` says
+    #: how many a code has (a system check keeps it within the column).
+    code = models.CharField(_("fixed code"), max_length=MAX_CODE_LENGTH,
+                            validators=[validate_fixed_code])
     note = models.CharField(_("note"), max_length=128, blank=True)
 
     class Meta:
@@ -232,5 +242,3 @@ class TestNumber(models.Model):
             self.phone = parse_phone(self.phone).e164
         except Exception as exc:
             raise ValidationError({"phone": str(exc)}) from exc
-        if not (self.code.isdigit() and len(self.code) == 6):
-            raise ValidationError({"code": _("The fixed code must be 6 digits.")})

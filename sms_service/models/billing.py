@@ -43,37 +43,6 @@ from .messages import Channel, Message
 MONEY = {"max_digits": 16, "decimal_places": 4}
 
 
-_NO_PRICE = "none"  # cached marker for "no row: use the default price"
-
-
-def _price_key(region: str, channel: str) -> str:
-    return f"sms_service:price:{region.upper()}:{channel}"
-
-
-class PriceQuerySet(models.QuerySet):
-    def unit_price_for(
-        self, region: str, channel: str, *, max_age: int
-    ) -> Decimal | None:
-        """The configured price or None. Every send asks and prices change rarely,
-        so answers are kept in the default cache for ``max_age`` seconds (and in
-        each process, see :mod:`sms_service.caching`); saving or deleting a Price
-        drops its entry for every process sharing the cache."""
-        from .. import caching
-
-        key = _price_key(region, channel)
-        cached = caching.get(key) if max_age > 0 else None
-        if cached is not None:
-            return None if cached == _NO_PRICE else Decimal(cached)
-        price = (
-            self.filter(region=region.upper(), channel=channel)
-            .values_list("unit_price", flat=True)
-            .first()
-        )
-        if max_age > 0:
-            caching.set(key, _NO_PRICE if price is None else str(price), max_age)
-        return price
-
-
 class Price(models.Model):
     """Unit price of one billed message (SMS segment or voice call) per region."""
 
@@ -93,8 +62,6 @@ class Price(models.Model):
     note = models.CharField(_("note"), max_length=128, blank=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
-    objects = PriceQuerySet.as_manager()
-
     class Meta:
         verbose_name = _("price")
         verbose_name_plural = _("prices")
@@ -113,25 +80,7 @@ class Price(models.Model):
 
     def save(self, *args, **kwargs) -> None:
         self.region = self.region.upper()
-        before = (
-            Price.objects.filter(pk=self.pk).values_list("region", "channel").first()
-        )
         super().save(*args, **kwargs)
-        self._forget(before)
-
-    def delete(self, *args, **kwargs):
-        result = super().delete(*args, **kwargs)
-        self._forget(None)
-        return result
-
-    def _forget(self, before: tuple[str, str] | None) -> None:
-        from .. import caching
-
-        keys = {_price_key(self.region, self.channel)}
-        if before:
-            keys.add(_price_key(*before))
-        for key in keys:
-            caching.delete(key)
 
 
 class LedgerKind(models.TextChoices):

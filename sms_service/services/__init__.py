@@ -6,5 +6,5 @@
 * :mod:`.ratelimit` – sending limits;
 * :mod:`.content` – signatures, templates and rendering;
 * :mod:`.billing` – prices, holds and the ledger;
-* :mod:`.apps` – creating and updating apps.
+* :mod:`.tenants` – creating and updating apps (the tenants).
 """

@@ -35,8 +35,7 @@ from django.db.models import Case, F, Sum, Value, When
 from django.db.models.functions import Greatest, Round, TruncDate
 from django.utils import timezone
 
-from .. import segments as seg
-from .. import sql
+from .. import caching, segments, sql
 from ..conf import app_settings
 from ..exceptions import (
     AppThresholdExceededError,
@@ -60,7 +59,6 @@ from . import notifications
 
 logger = logging.getLogger(__name__)
 
-S = MessageStatus
 _PLACES = Decimal("0.0001")
 _MAX_AMOUNT = Decimal("999999999999")  # 12 integer digits fit max_digits=16, places=4
 _MONEY_FIELD = models.DecimalField(max_digits=16, decimal_places=4)
@@ -73,8 +71,11 @@ def _plus(field: str, delta: Any) -> Round:
     return Round(F(field) + delta, 4, output_field=_MONEY_FIELD)
 
 
+#: The values of OVERDUE_POLICY: bill or release a message left without a receipt.
+OVERDUE_POLICIES = ("charge", "release")
+
 #: Statuses whose hold waits for a receipt (or the overdue policy).
-AWAITING_RECEIPT = (S.ACCEPTED, S.UNKNOWN)
+AWAITING_RECEIPT = (MessageStatus.ACCEPTED, MessageStatus.UNKNOWN)
 
 
 @dataclass(frozen=True)
@@ -92,14 +93,32 @@ class Quote:
 # --- prices and quotes -------------------------------------------------------------
 
 
+#: Cache key of the whole Price table (small: regions × channels).
+PRICES_CACHE_KEY = "sms_service:prices"
+
+
+def price_table() -> dict[tuple[str, str], str]:
+    """Every Price row as ``{(region, channel): unit price}``, kept in the caches
+    for ``PRICE_CACHE_SECONDS`` and dropped when a price is saved or deleted."""
+    return caching.read_through(PRICES_CACHE_KEY, _load_prices,
+                                app_settings.PRICE_CACHE_SECONDS)
+
+
+def _load_prices() -> dict[tuple[str, str], str]:
+    return {(region, channel): str(price) for region, channel, price
+            in Price.objects.values_list("region", "channel", "unit_price")}
+
+
+def forget_prices() -> None:
+    caching.forget(PRICES_CACHE_KEY)
+
+
 def unit_price(*, region: str, channel: str) -> Decimal:
     """Unit price for a destination region and channel: the admin's Price row, or
     ``DEFAULT_UNIT_PRICES[channel]`` for regions without one."""
-    price = Price.objects.unit_price_for(
-        region, channel, max_age=app_settings.PRICE_CACHE_SECONDS
-    )
+    price = price_table().get((region.upper(), channel))
     if price is not None:
-        return price
+        return Decimal(price)
     try:
         return to_money(app_settings.DEFAULT_UNIT_PRICES.get(channel, "0"))
     except InvalidParameterError as exc:
@@ -120,9 +139,9 @@ def quote(*, app: App, phone: PhoneNumber, channel: str, text: str) -> Quote:
         )
     if channel == Channel.VOICE:
         # A voice call is billed per call, whatever it reads.
-        counted = seg.SegmentCount(length=len(text), segments=1, encoding="voice")
+        counted = segments.SegmentCount(length=len(text), segments=1, encoding="voice")
     else:
-        counted = seg.count(text, seg.mode_for(domestic=phone.is_domestic))
+        counted = segments.count(text, segments.mode_for(domestic=phone.is_domestic))
     price = (
         unit_price(region=phone.region, channel=channel)
         if app_settings.BILLING_ENABLED
@@ -213,9 +232,9 @@ def on_status_change(*, message: Message, old_status: str, new_status: str) -> N
     status UPDATE: each transition happens once, and the ledger's constraints
     make a second settlement of the same message a no-op whatever the order.
     """
-    if new_status == S.FAILED:
+    if new_status == MessageStatus.FAILED:
         settle(message=message, kind=LedgerKind.RELEASE, reason="call failed")
-    elif new_status in (S.DELIVERED, S.UNDELIVERED):
+    elif new_status in (MessageStatus.DELIVERED, MessageStatus.UNDELIVERED):
         _charge(message=message, reason=new_status)
 
 
@@ -287,7 +306,7 @@ def settle_overdue(*, now: datetime | None = None, limit: int = 1000) -> dict[st
     from .outbox import record_event
 
     policy = app_settings.OVERDUE_POLICY
-    if policy not in ("charge", "release"):
+    if policy not in OVERDUE_POLICIES:
         raise SmsServiceConfigurationError(
             'SMS_SERVICE["OVERDUE_POLICY"] must be "charge" or "release"'
         )

@@ -19,10 +19,10 @@ from django.utils import timezone
 from .. import signals, sql
 from ..adapter import get_adapter
 from ..conf import app_settings
+from ..crypto import code_digest, code_digests, code_lookup, code_lookups, matches_any
 from ..exceptions import InvalidCodeError, SmsServiceConfigurationError
-from ..models import App, CodeStatus, TestNumber, VerificationCode
+from ..models import App, CodeStatus, FixedCodeNumber, VerificationCode
 from . import ratelimit
-from .secrets import code_digest, code_lookup, digests_match
 
 
 @dataclass(frozen=True)
@@ -34,9 +34,9 @@ class IssuedCode:
 
 def fixed_code_for(app: App, phone: str) -> str | None:
     """The fixed code of a test number, or None (R-CODE-8)."""
-    if getattr(app, "has_test_numbers", True) is False:
+    if getattr(app, "has_fixed_code_numbers", True) is False:
         return None  # known from the app's own query: no lookup needed
-    return TestNumber.objects.filter(app=app, phone=phone).values_list("code", flat=True).first()
+    return FixedCodeNumber.objects.filter(app=app, phone=phone).values_list("code", flat=True).first()
 
 
 def issue_code(
@@ -162,8 +162,8 @@ def verify_code(*, app: App, phone: str, purpose: str, code: object) -> None:
     if row is None:
         raise InvalidCodeError()
     pk, digest, attempts = row
-    expected = code_digest(app_id=app.app_id, phone=phone, purpose=purpose, code=str(code))
-    if not digests_match(digest, expected):
+    expected = code_digests(app_id=app.app_id, phone=phone, purpose=purpose, code=str(code))
+    if not matches_any(digest, expected):
         _count_wrong_attempt(app=app, phone=phone, purpose=purpose, pk=pk, attempts=attempts)
         raise InvalidCodeError()
     now = timezone.now()
@@ -193,9 +193,9 @@ def verify_code_only(*, app: App, purpose: str, code: object) -> VerificationCod
     ratelimit.take_code_lookup(app=app, purpose=purpose)
     if not _well_formed(code):
         raise InvalidCodeError()
-    lookup = code_lookup(app_id=app.app_id, purpose=purpose, code=str(code))
+    lookups = code_lookups(app_id=app.app_id, purpose=purpose, code=str(code))
     row = VerificationCode.objects.filter(
-        app=app, purpose=purpose, lookup=lookup, status=CodeStatus.ACTIVE
+        app=app, purpose=purpose, lookup__in=lookups, status=CodeStatus.ACTIVE
     ).first()
     if row is None:
         raise InvalidCodeError()

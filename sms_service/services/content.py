@@ -34,7 +34,7 @@ from ..exceptions import (
 from ..models import App, MessageKind, Signature, Template, TemplateVersion
 from ..models.content import REVIEW_PERMISSION, ReviewStatus
 from . import notifications
-from .apps import forget_app
+from .tenants import forget_app
 
 logger = logging.getLogger(__name__)
 

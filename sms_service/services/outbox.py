@@ -26,6 +26,7 @@ from ..adapter import get_adapter
 from ..backends import get_backend
 from ..backends.base import DeliveryReport, OutgoingMessage, SendResult
 from ..conf import app_settings
+from ..crypto import decrypt
 from ..exceptions import (
     ProviderOutcomeUnknownError,
     ProviderRejectedError,
@@ -35,18 +36,16 @@ from ..exceptions import (
 )
 from ..models import FINAL_STATUSES, App, Message, MessageEvent, MessageStatus
 from . import billing
-from .secrets import decrypt
 
 logger = logging.getLogger(__name__)
 
-S = MessageStatus
 
 #: Allowed transitions; anything else is ignored (receipts out of order, replays).
 _TRANSITIONS: dict[str, frozenset[str]] = {
-    S.QUEUED: frozenset({S.SENDING, S.FAILED}),
-    S.SENDING: frozenset({S.QUEUED, S.ACCEPTED, S.DELIVERED, S.UNDELIVERED, S.FAILED, S.UNKNOWN}),
-    S.ACCEPTED: frozenset({S.DELIVERED, S.UNDELIVERED}),
-    S.UNKNOWN: frozenset({S.ACCEPTED, S.DELIVERED, S.UNDELIVERED, S.FAILED}),
+    MessageStatus.QUEUED: frozenset({MessageStatus.SENDING, MessageStatus.FAILED}),
+    MessageStatus.SENDING: frozenset({MessageStatus.QUEUED, MessageStatus.ACCEPTED, MessageStatus.DELIVERED, MessageStatus.UNDELIVERED, MessageStatus.FAILED, MessageStatus.UNKNOWN}),
+    MessageStatus.ACCEPTED: frozenset({MessageStatus.DELIVERED, MessageStatus.UNDELIVERED}),
+    MessageStatus.UNKNOWN: frozenset({MessageStatus.ACCEPTED, MessageStatus.DELIVERED, MessageStatus.UNDELIVERED, MessageStatus.FAILED}),
 }
 
 
@@ -135,34 +134,34 @@ def deliver(*, message_id: int) -> str:
     queue when a retry may help (the Celery task retries with backoff).
     """
     now = timezone.now()
-    claimed = Message.objects.filter(pk=message_id, status=S.QUEUED).update(
-        status=S.SENDING, attempts=F("attempts") + 1, updated_at=now, next_attempt_at=None
+    claimed = Message.objects.filter(pk=message_id, status=MessageStatus.QUEUED).update(
+        status=MessageStatus.SENDING, attempts=F("attempts") + 1, updated_at=now, next_attempt_at=None
     )
     if not claimed:
         return "skipped"
     message = Message.objects.select_related("app").get(pk=message_id)
-    record_event(message, f"attempt {message.attempts}", status=S.SENDING)
+    record_event(message, f"attempt {message.attempts}", status=MessageStatus.SENDING)
     backend = get_backend(message.backend)
     outgoing = _outgoing(message)
     try:
         result = backend.send(outgoing)
     except SendCancelled as exc:
-        transition(message, S.FAILED, description=f"cancelled before sending: {exc}",
+        transition(message, MessageStatus.FAILED, description=f"cancelled before sending: {exc}",
                    error_code="cancelled", error_message=str(exc), payload=None)
-        return S.FAILED
+        return MessageStatus.FAILED
     except ProviderTemporaryError as exc:
         if _handle_temporary(message, exc):
             raise
-        return S.FAILED
+        return MessageStatus.FAILED
     except ProviderRejectedError as exc:
-        transition(message, S.FAILED, description=f"provider refused: {exc}",
+        transition(message, MessageStatus.FAILED, description=f"provider refused: {exc}",
                    error_code=str(exc.context.get("provider_code", ""))[:64],
                    error_message=str(exc), payload=None)
-        return S.FAILED
+        return MessageStatus.FAILED
     except ProviderOutcomeUnknownError as exc:
-        transition(message, S.UNKNOWN, description=f"outcome unknown: {exc}",
+        transition(message, MessageStatus.UNKNOWN, description=f"outcome unknown: {exc}",
                    error_message=str(exc))
-        return S.UNKNOWN
+        return MessageStatus.UNKNOWN
     _handle_success(message, backend.provider_name, result)
     return message.status
 
@@ -195,14 +194,14 @@ def _status_callback(message: Message) -> str:
 
 def _handle_success(message: Message, provider: str, result: SendResult) -> None:
     now = timezone.now()
-    status = S.DELIVERED if result.status == S.DELIVERED else S.ACCEPTED
+    status = MessageStatus.DELIVERED if result.status == MessageStatus.DELIVERED else MessageStatus.ACCEPTED
     fields = {"provider": provider, "provider_message_id": result.provider_message_id,
               "sent_at": now, "payload": None}
-    if status == S.DELIVERED:
+    if status == MessageStatus.DELIVERED:
         # Record acceptance first so billing sees the same path as a receipt.
-        transition(message, S.ACCEPTED, description=f"accepted by {provider}", **fields)
-        transition(message, S.DELIVERED, description=f"{provider} reports delivered")
-    elif transition(message, S.ACCEPTED, description=f"accepted by {provider}", **fields):
+        transition(message, MessageStatus.ACCEPTED, description=f"accepted by {provider}", **fields)
+        transition(message, MessageStatus.DELIVERED, description=f"{provider} reports delivered")
+    elif transition(message, MessageStatus.ACCEPTED, description=f"accepted by {provider}", **fields):
         # Receipts the provider posted before the id above was stored (issue 5).
         from .receipts import apply_held_receipts
 
@@ -212,11 +211,11 @@ def _handle_success(message: Message, provider: str, result: SendResult) -> None
 def _handle_temporary(message: Message, exc: ProviderTemporaryError) -> bool:
     """Re-queue with a backoff delay; returns False when out of attempts (failed)."""
     if message.attempts > app_settings.MAX_RETRIES:
-        transition(message, S.FAILED, description=f"gave up after {message.attempts} attempts: {exc}",
+        transition(message, MessageStatus.FAILED, description=f"gave up after {message.attempts} attempts: {exc}",
                    error_message=str(exc), payload=None)
         return False
     delay = retry_delay(message.attempts)
-    transition(message, S.QUEUED, description=f"temporary error, retry in {delay}s: {exc}",
+    transition(message, MessageStatus.QUEUED, description=f"temporary error, retry in {delay}s: {exc}",
                error_message=str(exc), next_attempt_at=timezone.now() + timedelta(seconds=delay))
     exc.retry_after = delay
     return True
@@ -238,12 +237,12 @@ def apply_report(report: DeliveryReport, *, provider: str) -> Message | None:
     if message is None:
         return None
     # After acceptance a provider's "failed" is a failed delivery (billed as one).
-    target = {S.DELIVERED: S.DELIVERED, S.UNDELIVERED: S.UNDELIVERED,
-              S.FAILED: S.UNDELIVERED, S.ACCEPTED: S.ACCEPTED}.get(report.status)
+    target = {MessageStatus.DELIVERED: MessageStatus.DELIVERED, MessageStatus.UNDELIVERED: MessageStatus.UNDELIVERED,
+              MessageStatus.FAILED: MessageStatus.UNDELIVERED, MessageStatus.ACCEPTED: MessageStatus.ACCEPTED}.get(report.status)
     if target is None or message.status == target:
         record_event(message, f"receipt {report.status} (no change)", raw=_jsonable(report.raw))
         return message
-    if message.status == S.SENDING:
+    if message.status == MessageStatus.SENDING:
         # The receipt beat the worker's own database update: record it; the worker
         # applies acceptance and a later poll/receipt settles the final state.
         record_event(message, f"early receipt {report.status}", raw=_jsonable(report.raw))
@@ -270,13 +269,13 @@ def redispatch_stuck() -> dict[str, int]:
     sending_cutoff = now - timedelta(seconds=app_settings.STUCK_SENDING_AFTER_SECONDS)
     stuck = list(Message.objects.stuck_queued(queued_cutoff).values_list("pk", flat=True)[:1000])
     # Touch them first, in one statement, so the next pass does not send them again.
-    Message.objects.filter(pk__in=stuck, status=S.QUEUED).update(updated_at=now)
+    Message.objects.filter(pk__in=stuck, status=MessageStatus.QUEUED).update(updated_at=now)
     for message_id in stuck:
         _dispatch_now(message_id)
     requeued = len(stuck)
     abandoned = 0
     for message in Message.objects.stuck_sending(sending_cutoff)[:1000]:
-        if transition(message, S.UNKNOWN, description="worker never reported back"):
+        if transition(message, MessageStatus.UNKNOWN, description="worker never reported back"):
             abandoned += 1
     return {"requeued": requeued, "unknown": abandoned}
 

@@ -31,7 +31,6 @@ from . import outbox
 
 logger = logging.getLogger(__name__)
 
-S = MessageStatus
 
 
 def status_callback_url(message: Message) -> str:
@@ -146,7 +145,7 @@ def poll_statuses(*, now: datetime | None = None) -> dict[str, int]:
     newest = now - timedelta(seconds=app_settings.POLL_AFTER_SECONDS)
     oldest = now - timedelta(seconds=app_settings.SETTLE_AFTER_SECONDS)
     waiting = Message.objects.filter(
-        status__in=(S.ACCEPTED, S.UNKNOWN),
+        status__in=(MessageStatus.ACCEPTED, MessageStatus.UNKNOWN),
         updated_at__lt=newest,
         updated_at__gte=oldest,
     ).exclude(provider_message_id="")

@@ -19,6 +19,7 @@ from django.utils import timezone
 from .. import signals, templating
 from ..adapter import get_adapter
 from ..conf import app_settings
+from ..crypto import encrypt
 from ..exceptions import (
     InvalidParameterError,
     OperationForbiddenError,
@@ -28,7 +29,6 @@ from ..exceptions import (
 from ..models import App, Channel, CodePurpose, Message, MessageKind, MessageStatus
 from ..phone import PhoneNumber, parse_destination
 from . import billing, codes, content, outbox, ratelimit
-from .secrets import encrypt
 
 #: Attempts at drawing a verification code that no other number holds.
 _CODE_DRAWS = 5

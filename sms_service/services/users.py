@@ -49,6 +49,7 @@ from django.utils import timezone
 from .. import signals
 from ..adapter import get_adapter
 from ..conf import app_settings
+from ..crypto import token_digest, token_digests
 from ..exceptions import (
     DuplicateValueError,
     EmailTakenError,
@@ -82,7 +83,6 @@ from ..models import (
 )
 from ..phone import parse_phone
 from . import codes, ratelimit
-from .secrets import token_digest
 
 logger = logging.getLogger(__name__)
 
@@ -624,7 +624,7 @@ def member_for_session(*, app: App, token: object) -> AppUser:
         raise UserNotFoundError()
     session = (
         UserSession.objects.select_related("member__user")
-        .filter(app=app, token_hash=token_digest(label=_SESSION_LABEL, token=token),
+        .filter(app=app, token_hash__in=token_digests(label=_SESSION_LABEL, token=token),
                 revoked_at__isnull=True)
         .first()
     )

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from sms_service.models import App
-from sms_service.services import apps
+from sms_service.services import tenants
 
 
 class Command(BaseCommand):
@@ -67,7 +67,7 @@ class Command(BaseCommand):
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from exc
         if app is not None:
-            self.stdout.write(json.dumps(apps.describe_app(app), indent=2, ensure_ascii=False))
+            self.stdout.write(json.dumps(tenants.describe_app(app), indent=2, ensure_ascii=False))
 
     def get_app(self, app_id: str) -> App:
         app = App.objects.filter(app_id=app_id).first()
@@ -78,7 +78,7 @@ class Command(BaseCommand):
     def do_create(self, *, name, company, owner_email, app_id, app_key, master_key, **_):
         if app_id and App.objects.filter(app_id=app_id).exists():
             raise CommandError(f"An app with app id {app_id!r} exists already.")
-        return apps.create_app(name=name, company_name=company, owner_email=owner_email,
+        return tenants.create_app(name=name, company_name=company, owner_email=owner_email,
                                app_id=app_id, app_key=app_key, master_key=master_key)
 
     def do_update(self, *, app_id, set, **_):  # noqa: A002 (argparse name)
@@ -90,7 +90,7 @@ class Command(BaseCommand):
             changes[field.strip()] = value
         if not changes:
             raise CommandError("Nothing to change: give at least one --set FIELD=VALUE.")
-        return apps.update_app(app=self.get_app(app_id), changes=changes)
+        return tenants.update_app(app=self.get_app(app_id), changes=changes)
 
     def do_show(self, *, app_id, **_):
         return self.get_app(app_id)

@@ -12,7 +12,7 @@ from django.urls import NoReverseMatch, reverse
 
 from sms_service.conf import app_settings
 from sms_service.models import App, Price
-from sms_service.services import apps, billing, content
+from sms_service.services import billing, content, tenants
 
 DEMO_APP_NAME = "Demo"
 
@@ -29,9 +29,9 @@ class Command(BaseCommand):
         app = App.objects.filter(**({"app_id": site_app_id} if site_app_id
                                     else {"name": DEMO_APP_NAME})).first()
         if app is None:
-            app = apps.create_app(name=DEMO_APP_NAME, company_name="Demo Company Ltd",
-                                  owner_email="owner@example.com",
-                                  app_id=site_app_id or None)
+            app = tenants.create_app(name=DEMO_APP_NAME, company_name="Demo Company Ltd",
+                                     owner_email="owner@example.com",
+                                     app_id=site_app_id or None)
         # The seed approves its own content: no decision emails to the demo owner.
         with override_settings(EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend"):
             content.seed_demo_content(app)

@@ -8,12 +8,12 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from ..models import App, Message, MessageEvent, MessageStatus, TestNumber
+from ..models import App, FixedCodeNumber, Message, MessageEvent, MessageStatus
 from ..services import stats
 
 
-class TestNumberInline(admin.TabularInline):
-    model = TestNumber
+class FixedCodeNumberInline(admin.TabularInline):
+    model = FixedCodeNumber
     extra = 0
 
 
@@ -23,7 +23,7 @@ class AppAdmin(admin.ModelAdmin):
     search_fields = ["name", "app_id", "company_name"]
     readonly_fields = ["app_id", "app_key", "master_key", "balance", "books_link",
                        "balance_alert_sent_at", "created_at", "updated_at"]
-    inlines = [TestNumberInline]
+    inlines = [FixedCodeNumberInline]
     fieldsets = [
         (None, {"fields": ["name", "company_name", "owner", "owner_email"]}),
         (_("Billing"), {"fields": ["balance", "books_link", "daily_spend_cap",

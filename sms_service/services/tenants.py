@@ -87,35 +87,19 @@ def _api_app_key(app_id: str) -> str:
 
 
 def get_api_app(app_id: str) -> App | None:
-    """The app with its default signature and test-number flag
+    """The app with its default signature and fixed-code flag
     (``App.objects.for_api()``), from the process and shared caches when possible
     (:mod:`sms_service.caching`): every API request starts here."""
-    key = _api_app_key(app_id)
-    try:
-        app = caching.get(key)
-    except Exception:  # the cache is an optimisation here, never a requirement
-        logger.warning("app cache unreachable; reading app %s from the database", app_id,
-                       exc_info=True)
-        app = None
-    if app is None:
-        app = App.objects.for_api().filter(app_id=app_id).first()
-        if app is not None:
-            try:
-                caching.set(key, app, API_APP_CACHE_SECONDS)
-            except Exception:
-                logger.warning("app cache unreachable; app %s not cached", app_id,
-                               exc_info=True)
-    return app
+    return caching.read_through(
+        _api_app_key(app_id),
+        lambda: App.objects.for_api().filter(app_id=app_id).first(),
+        API_APP_CACHE_SECONDS,
+    )
 
 
 def forget_app(app_id: str) -> None:
     """Drop the cached API view of an app (called on every relevant save/delete)."""
-    try:
-        caching.delete(_api_app_key(app_id))
-    except Exception:
-        # Without the delete a change waits for API_APP_CACHE_SECONDS: say so.
-        logger.warning("app cache unreachable; app %s may be served stale for %ss",
-                       app_id, API_APP_CACHE_SECONDS, exc_info=True)
+    caching.forget(_api_app_key(app_id))
 
 
 def get_site_app() -> App:
