@@ -74,6 +74,10 @@ DEFAULTS: dict[str, Any] = {
     "PUBLIC_BASE_URL": "",
     # Trust X-Forwarded-For for the client IP (only behind a proxy you control).
     "TRUST_X_FORWARDED_FOR": False,
+    # An X-LC-Sign header is accepted only while its timestamp is within this many
+    # seconds of the server's clock (either way), so a captured header cannot be
+    # replayed later. None: no limit (old devices with wrong clocks).
+    "SIGN_TIMESTAMP_WINDOW_SECONDS": 15 * 60,
     # --- Billing and delivery receipts (R-BILL, issue 5) -------------------------
     # Off: every quote is free, so nothing is held, charged or capped (load tests,
     # projects that bill elsewhere). Segments are still counted and stored.

@@ -27,7 +27,8 @@ code_sent = Signal()
 #: A code was verified. Args: app, phone, purpose.
 code_verified = Signal()
 
-#: A wrong code was submitted. Args: app, phone, purpose, attempts, dead.
+#: A wrong code was submitted (also at a number without a live code: attempts
+#: then counts those). Args: app, phone, purpose, attempts, dead.
 code_rejected = Signal()
 
 #: A signature or template version was submitted for review (new, edited or

@@ -182,10 +182,38 @@ def render(template: CompiledTemplate, context: Mapping[str, Any]) -> str:
         raise TemplateRenderError() from exc
 
 
+#: Characters no caller text may hold: C0/C1 controls (a line break is allowed in
+#: variables), surrogates (not text; PostgreSQL cannot store them) and the
+#: bidirectional overrides that make a text read differently than it is stored.
+_FORBIDDEN_CHARS = re.compile(
+    "[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]"
+)
+
+#: Something a phone would show as a link: a scheme, "www." or a host name
+#: (a dot, ASCII or full-width, followed by two letters).
+_LINK = re.compile(r"://|\bwww[.。．｡]|\w[.。．｡][A-Za-z]{2}", re.IGNORECASE)
+
+
 def check_value(key: str, value: str) -> None:
-    """Caller values may not contain 【 or 】 (R-TPL-5): InvalidParameterError."""
+    """A caller's variable value: no 【 or 】 (the signature brackets), no control
+    characters or surrogates. Raises InvalidParameterError."""
     if "【" in value or "】" in value:
         raise InvalidParameterError(f"Template variable {key} may not contain 【 or 】.")
+    if _FORBIDDEN_CHARS.search(value):
+        raise InvalidParameterError(f"Template variable {key} contains a control character.")
+
+
+def check_label(key: str, value: str, *, max_length: int) -> None:
+    """A caller's ``name`` or ``op`` for the default text: the rules of a variable,
+    one line, no link, at most ``max_length`` characters (it stands where the
+    app's own name stands, so it must not pass for another sender)."""
+    check_value(key, value)
+    if len(value) > max_length:
+        raise InvalidParameterError(f"{key} may be at most {max_length} characters long.")
+    if "\n" in value:
+        raise InvalidParameterError(f"{key} must be one line.")
+    if _LINK.search(value):
+        raise InvalidParameterError(f"{key} may not contain a link.")
 
 
 def build_context(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import time
 
 import pytest
+import time_machine
 
 from sms_service.api.authentication import sign
 from sms_service.models import App
@@ -30,6 +32,19 @@ def _post(lc, headers):
     return lc.post(URL, BODY, headers=headers)
 
 
+@pytest.fixture
+def documented_time():
+    """The clock at the worked example's timestamp: its signatures are fresh."""
+    with time_machine.travel(1453014943.466 + 60, tick=True):
+        yield
+
+
+def _signed(app, timestamp_ms: int, *, master: bool = False) -> dict[str, str]:
+    key = app.master_key if master else app.app_key
+    value = f"{sign(str(timestamp_ms), key)},{timestamp_ms}" + (",master" if master else "")
+    return {"HTTP_X_LC_ID": app.app_id, "HTTP_X_LC_SIGN": value}
+
+
 @pytest.mark.parametrize(
     "sign_value, master",
     [
@@ -37,7 +52,7 @@ def _post(lc, headers):
         ("e074720658078c898aa0d4b1b82bdf4b,1453014943466,master", True),
     ],
 )
-def test_documented_signatures_authenticate(lc, doc_app, sign_value, master):
+def test_documented_signatures_authenticate(lc, doc_app, documented_time, sign_value, master):
     headers = {"HTTP_X_LC_ID": doc_app.app_id, "HTTP_X_LC_SIGN": sign_value}
     response = _post(lc, headers)
     # Authenticated: the request reaches the code check (no code was issued).
@@ -57,7 +72,7 @@ def test_documented_signatures_authenticate(lc, doc_app, sign_value, master):
         "d5bcbb897e19b2f6633c716dfdfaf9be,1453014943466,admin",
     ],
 )
-def test_bad_signatures_get_401(lc, doc_app, sign_value):
+def test_bad_signatures_get_401(lc, doc_app, documented_time, sign_value):
     headers = {"HTTP_X_LC_ID": doc_app.app_id, "HTTP_X_LC_SIGN": sign_value}
     response = _post(lc, headers)
     assert response.status_code == 401
@@ -101,10 +116,48 @@ def test_keys_of_another_app_get_401(lc, app):
 
 
 def test_legacy_avoscloud_headers(lc, app):
-    ts = "1700000000000"
+    ts = str(int(time.time() * 1000))
     digest = hashlib.md5((ts + app.app_key).encode()).hexdigest()
     headers = {
         "HTTP_X_AVOSCLOUD_APPLICATION_ID": app.app_id,
         "HTTP_X_AVOSCLOUD_REQUEST_SIGN": f"{digest},{ts}",
     }
     assert _post(lc, headers).json()["code"] == 603
+
+
+DAY_MS = 86400 * 1000
+
+
+@pytest.mark.parametrize("master", [False, True])
+@pytest.mark.parametrize(
+    "offset_ms",
+    [
+        None,  # timestamp 0
+        -365 * DAY_MS,  # captured a year ago
+        10 * 365 * DAY_MS,  # ten years ahead
+        -16 * 60 * 1000,  # just outside the default 15 minutes
+        16 * 60 * 1000,
+    ],
+)
+def test_signed_timestamps_outside_the_window_get_401(lc, app, master, offset_ms):
+    now_ms = int(time.time() * 1000)
+    timestamp = 0 if offset_ms is None else now_ms + offset_ms
+    response = _post(lc, _signed(app, timestamp, master=master))
+    assert response.status_code == 401
+    assert response.json() == {"code": 401, "error": "Unauthorized."}
+
+
+@pytest.mark.parametrize("offset_ms", [-14 * 60 * 1000, 0, 14 * 60 * 1000])
+def test_signed_timestamps_inside_the_window_authenticate(lc, app, offset_ms):
+    headers = _signed(app, int(time.time() * 1000) + offset_ms, master=True)
+    assert _post(lc, headers).json()["code"] == 603
+
+
+def test_the_window_is_a_setting(lc, app, settings):
+    old = _signed(app, int(time.time() * 1000) - 60 * 1000)
+    settings.SMS_SERVICE = {**settings.SMS_SERVICE, "SIGN_TIMESTAMP_WINDOW_SECONDS": 30}
+    assert _post(lc, old).status_code == 401
+    # None turns the check off, for devices whose clocks cannot be trusted.
+    settings.SMS_SERVICE = {**settings.SMS_SERVICE, "SIGN_TIMESTAMP_WINDOW_SECONDS": None}
+    assert _post(lc, _signed(app, 0)).json()["code"] == 603
+    assert _post(lc, _signed(app, 1453014943466, master=True)).json()["code"] == 603

@@ -97,6 +97,59 @@ def test_R_CODE_3_every_check_compares_digests_in_constant_time(app, monkeypatch
     assert compared[0][1] != stored and compared[1][1] == stored
 
 
+def _statements(app, code, phone, compared):
+    """The SQL a wrong verify runs (values stripped) and the digests it compares."""
+    from django.test.utils import CaptureQueriesContext
+
+    compared.clear()
+    with CaptureQueriesContext(connection) as queries, pytest.raises(InvalidCodeError):
+        check(app, code, phone=phone)
+    return [q["sql"].split(" VALUES ")[0].split(" WHERE ")[0] for q in queries], len(compared)
+
+
+def test_verify_does_the_same_work_with_or_without_a_live_code(app, monkeypatch):
+    compared = []
+
+    def spy(stored, candidates):
+        compared.append(stored)
+        return matches_any(stored, candidates)
+
+    monkeypatch.setattr(codes, "matches_any", spy)
+    issued = issue(app)
+    wrong = f"{(int(issued.code) + 1) % 10**6:06d}"
+    live = _statements(app, wrong, PHONE, compared)
+    never_sent = _statements(app, wrong, OTHER, compared)  # inserts the counting row
+    tried_before = _statements(app, wrong, OTHER, compared)
+    assert live == never_sent == tried_before
+    statements, digests = live
+    assert digests == 1 and len(statements) == 2 and statements[1].startswith("INSERT")
+    # The live code counted one wrong attempt; the other number's row is no code.
+    assert VerificationCode.objects.get(pk=issued.row.pk).attempts == 1
+    other = VerificationCode.objects.get(phone=OTHER)
+    assert (other.status, other.digest, other.attempts) == (CodeStatus.EXPIRED, "", 2)
+
+
+def test_wrong_attempts_at_a_number_without_a_code_change_nothing_for_later_codes(app):
+    for _ in range(7):
+        with pytest.raises(InvalidCodeError):
+            check(app, "123456")
+    assert VerificationCode.objects.get().attempts == 5  # counted up to the limit
+    issued = issue(app)  # the send overwrites the row: a fresh code, no attempts
+    assert VerificationCode.objects.get().attempts == 0
+    check(app, issued.code)
+    assert status_of(issued) == CodeStatus.USED
+
+
+def test_counting_rows_of_numbers_without_a_code_are_dropped_after_a_day(app):
+    with pytest.raises(InvalidCodeError):
+        check(app, "123456", phone=OTHER)
+    issued = issue(app)
+    codes.expire_codes()
+    assert VerificationCode.objects.count() == 2
+    codes.expire_codes(now=timezone.now() + timedelta(days=1, seconds=1))
+    assert list(VerificationCode.objects.values_list("pk", flat=True)) == [issued.row.pk]
+
+
 def test_R_CODE_3_hash_depends_on_the_server_secret(app, settings):
     issued = issue(app)
     settings.SMS_SERVICE = {**settings.SMS_SERVICE, "SECRET_KEYS": ["another-secret" * 3]}
@@ -122,7 +175,7 @@ def test_rotated_keys_still_verify_codes_issued_under_the_old_key(app, settings)
 
 
 def test_rotated_keys_decrypt_payloads_encrypted_under_the_old_key(settings):
-    from sms_service.crypto import decrypt, encrypt
+    from sms_service.crypto import decrypt, encrypt, matches_any
 
     settings.SMS_SERVICE = {**settings.SMS_SERVICE, "SECRET_KEYS": [OLD_KEY]}
     old = encrypt("【Demo】code 123456")
@@ -270,7 +323,9 @@ class TestCodeOnlyLookup:
         assert codes.expire_codes() == 1
         assert VerificationCode.objects.get().status == CodeStatus.EXPIRED
 
-    def test_lookups_are_rate_limited(self, app):
+    def test_lookups_are_rate_limited(self, app, clock):
+        # The clock stands still: 31 lookups on a slow machine could otherwise
+        # straddle the minute's boundary, where the window starts afresh.
         from sms_service.exceptions import TooManyRequestsError
 
         with pytest.raises(TooManyRequestsError):

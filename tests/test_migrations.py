@@ -69,3 +69,36 @@ def test_0004_keeps_the_test_numbers_under_their_new_name(executor):
         "app__name", "phone", "code"
     )
     assert list(numbers) == [("Old", "+8618600000001", "246810")]
+
+
+def _around(executor, suffix: str):
+    """The migration whose name ends with ``suffix`` and the one before it."""
+    graph = executor.loader.graph
+    (target,) = [key for key in graph.nodes if key[0] == "sms_service" and key[1].endswith(suffix)]
+    (parent,) = [node.key for node in graph.node_map[target].parents
+                 if node.key[0] == "sms_service"]
+    return [parent], [target]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_unmatched_receipts_keep_the_first_of_each_replay(executor):
+    before, after = _around(executor, "_receipts_once_voice_to_landlines")
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    receipt = old.get_model("sms_service", "UnmatchedReceipt")
+
+    def row(pid, status):
+        return receipt.objects.create(backend="twilio", provider="twilio",
+                                      provider_message_id=pid, status=status)
+
+    first = row("SM1", "delivered")
+    row("SM1", "delivered")
+    row("SM1", "delivered")
+    failed = row("SM1", "failed")
+    other = row("SM2", "delivered")
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(after)
+    new = executor.loader.project_state(after).apps
+    kept = new.get_model("sms_service", "UnmatchedReceipt").objects.values_list("pk", flat=True)
+    assert sorted(kept) == sorted([first.pk, failed.pk, other.pk])

@@ -83,7 +83,9 @@ def two_servers(require_services):
 
 
 def _wait_until_up(url: str) -> None:
-    for _ in range(100):
+    # Generous: on a loaded 2-core CI machine Django alone can take over 10 s to start.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
         try:
             urllib.request.urlopen(url + "/1.1/ping", timeout=1)
         except urllib.error.HTTPError:

@@ -63,3 +63,27 @@ def test_R_PHONE_2_countries_outside_the_coverage_list_are_refused():
 
 def test_prefix_drops_the_last_four_digits():
     assert parse_phone("18612345678").prefix == "+861861234"
+
+
+@pytest.mark.parametrize(
+    "raw, channel, landline_voice, refused",
+    [
+        ("+8618612345678", "sms", False, False),
+        ("+14155552671", "sms", False, False),  # fixed line or mobile: cannot tell
+        ("+861012345678", "sms", True, True),  # a landline never gets an SMS
+        ("+861012345678", "voice", False, True),
+        ("+861012345678", "voice", True, False),
+        ("+19002345678", "voice", True, True),
+        ("+15005550006", "sms", False, True),  # personal number
+    ],
+)
+def test_number_types(raw, channel, landline_voice, refused):
+    def check():
+        return parse_destination(raw, allow_international=True, channel=channel,
+                                 allow_landline_voice=landline_voice)
+
+    if refused:
+        with pytest.raises(InvalidPhoneNumberError):
+            check()
+    else:
+        assert check().e164 == raw

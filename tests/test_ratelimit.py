@@ -66,20 +66,48 @@ class TestLeanCloudLimits:
 
     def test_R_RATE_1_voice_limits(self, lc, clock):
         assert send(lc, smsType="voice").json() == {}
-        assert send(lc, smsType="voice").json()["code"] == 601  # 1 per 30 s
+        response = send(lc, smsType="voice")  # 1 per 30 s
+        assert response.json()["code"] == 601
+        assert response["Retry-After"] == "30"
         clock.shift(31)
+        # ...and the per-signature minute, which voice shares with SMS.
+        assert send(lc, smsType="voice")["Retry-After"] == "29"
+        clock.shift(30)
         assert send(lc, smsType="voice").json() == {}
-        clock.shift(31)
+        clock.shift(61)
         assert send(lc, smsType="voice").json() == {}
-        clock.shift(31)
+        clock.shift(61)
         response = send(lc, smsType="voice")  # 3 per hour
         assert response.json()["code"] == 601
-        assert int(response["Retry-After"]) == 3600 - 93
+        assert int(response["Retry-After"]) == 3600 - 183
         for _ in range(2):
             clock.shift(3600)
             assert send(lc, smsType="voice").json() == {}
         clock.shift(3600)
         assert send(lc, smsType="voice").json()["code"] == 601  # 5 per 24 h
+
+    def test_sms_and_voice_share_the_numbers_budget(self, lc, signature, outbox, clock):
+        assert send(lc).json() == {}
+        response = send(lc, smsType="voice")  # the same second
+        assert response.json()["code"] == 601
+        assert response["Retry-After"] == "60"  # the per-signature minute
+        clock.shift(61)
+        assert send(lc, smsType="voice").json() == {}
+        assert send(lc).json()["code"] == 1  # and the other way round
+        clock.shift(11)
+        assert send(lc).json()["code"] == 601
+        assert [m.channel for m in outbox] == ["sms", "voice"]
+
+    def test_voice_codes_count_in_the_signatures_daily_quota(self, lc, signature, settings,
+                                                             clock):
+        limits(settings, signature_number_daily={"verification": 2},
+               voice=[(30, 1), (86400, 10)])
+        assert send(lc, smsType="voice").json() == {}
+        clock.shift(61)
+        assert send(lc).json() == {}
+        clock.shift(61)
+        assert send(lc).json()["code"] == 601
+        assert send(lc, phone="18612345679").json() == {}
 
     def test_refused_requests_queue_nothing(self, lc, signature, outbox, clock):
         send(lc)

@@ -377,6 +377,18 @@ class TestRetryAfter:
         error = refusal(lambda: check(app, phone, channel="voice"))
         assert type(error) is SendTooFrequentError and error.retry_after == 30
 
+    def test_sms_and_voice_share_the_per_signature_minute(self, app, phone, redis):
+        check(app, phone)
+        error = refusal(lambda: check(app, phone, channel="voice"))
+        assert type(error) is SendTooFrequentError and error.retry_after == 60
+        # All or nothing: the refused call took none of its own limits.
+        assert not redis.exists(key(ratelimit.interval_key(f"voice:{app.pk}:{phone.e164}")))
+
+    def test_voice_then_sms_is_too_fast(self, app, phone, redis):
+        check(app, phone, channel="voice")
+        assert redis.exists(app_interval(app, phone), signature_interval(app, phone)) == 2
+        assert type(refusal(lambda: check(app, phone))) is SendTooFastError
+
 
 class TestPublicPrimitives:
     """take_* keep working on Redis, through the same script."""

@@ -281,6 +281,27 @@ def test_twilio_receipt_signature_is_checked_by_the_webhook(client):
     assert bill(app) == 1
 
 
+def test_replays_of_a_signed_receipt_for_an_unknown_message_are_kept_once(client):
+    url = reverse("sms_service:delivery-receipt", kwargs={"alias": "twilio"})
+    sid = "SM" + "c" * 32
+
+    def post(status: str):
+        params = {"AccountSid": "AC" + "0" * 32, "MessageSid": sid, "MessageStatus": status}
+        return client.post(
+            url, data=urlencode(params), content_type="application/x-www-form-urlencoded",
+            HTTP_X_TWILIO_SIGNATURE=twilio_signature("http://testserver" + url, params),
+        )
+
+    for _ in range(20):
+        response = post("delivered")
+        assert response.json() == {"received": 1, "unmatched": 1}
+    assert post("failed").status_code == 200  # another status is another receipt
+    kept = UnmatchedReceipt.objects.order_by("pk")
+    assert [(r.provider_message_id, r.status) for r in kept] == [
+        (sid, "delivered"), (sid, "failed"),
+    ]
+
+
 # --- status polling ---------------------------------------------------------------------
 
 

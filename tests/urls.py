@@ -9,4 +9,5 @@ urlpatterns = [
     path("", include("sms_service.urls")),
 ]
 
+handler400 = "sms_service.api.views.bad_request"
 handler500 = "sms_service.api.views.server_error"

@@ -32,6 +32,7 @@ class AppAdmin(admin.ModelAdmin):
         (_("Security"), {"fields": ["sms_enabled", "captcha_enabled"]}),
         (_("SMS settings"), {"fields": [
             "sms_api_enabled", "require_captcha", "allow_international",
+            "allow_voice_to_landlines",
             "default_language", "enforce_carrier_signature_rules",
         ]}),
         (_("Account settings"), {"fields": [

@@ -2,18 +2,24 @@
 
 ``X-LC-Key: <key>`` or ``<masterKey>,master``; ``X-LC-Sign: <md5(ts + key)>,<ts>``
 with an optional ``,master``. The digest must be lower-case hex, as LeanCloud
-requires. The legacy ``X-AVOSCloud-*`` names are accepted too.
+requires. The timestamp (milliseconds since the epoch) must lie within
+``SIGN_TIMESTAMP_WINDOW_SECONDS`` of the server's clock, so a captured header
+stops working; ``None`` turns that check off. The legacy ``X-AVOSCloud-*`` names
+are accepted too.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
+import time
 from dataclasses import dataclass
 
 from django.utils.crypto import constant_time_compare
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
+from ..conf import app_settings
 from ..exceptions import UnauthorizedError
 from ..models import App
 from ..services.tenants import get_api_app
@@ -24,6 +30,10 @@ _HEADERS = {
     "sign": ("HTTP_X_LC_SIGN", "HTTP_X_AVOSCLOUD_REQUEST_SIGN"),
     "session": ("HTTP_X_LC_SESSION", "HTTP_X_AVOSCLOUD_SESSION_TOKEN"),
 }
+
+
+#: What an app id can look like (anything else is refused before any lookup).
+_APP_ID = re.compile(r"[!-~]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -61,14 +71,25 @@ def check_key_header(app: App, value: str) -> bool | None:
 def check_sign_header(app: App, value: str) -> bool | None:
     """Master flag for a valid X-LC-Sign value, None when it is wrong."""
     parts = value.split(",")
-    if len(parts) not in (2, 3) or not parts[1].isdigit():
+    if len(parts) not in (2, 3) or not (parts[1].isascii() and parts[1].isdigit()):
         return None
     digest, timestamp = parts[0], parts[1]
     is_master = len(parts) == 3
     if is_master and parts[2] != "master":
         return None
     key = app.master_key if is_master else app.app_key
-    return is_master if constant_time_compare(digest, sign(timestamp, key)) else None
+    if not constant_time_compare(digest, sign(timestamp, key)):
+        return None
+    return is_master if timestamp_is_fresh(timestamp) else None
+
+
+def timestamp_is_fresh(timestamp: str) -> bool:
+    """Whether a signed timestamp (milliseconds) is within the configured window
+    of now, in either direction (a clock ahead of ours is as suspect as a replay)."""
+    window = app_settings.SIGN_TIMESTAMP_WINDOW_SECONDS
+    if window is None:
+        return True
+    return abs(time.time() * 1000 - int(timestamp[:20])) <= window * 1000
 
 
 class LeanCloudAuthentication(BaseAuthentication):
@@ -78,7 +99,7 @@ class LeanCloudAuthentication(BaseAuthentication):
         app_id = _header(request, "id")
         key = _header(request, "key")
         signature = _header(request, "sign")
-        if not app_id or not (key or signature):
+        if not app_id or not (key or signature) or not _APP_ID.fullmatch(app_id):
             raise UnauthorizedError()
         app = get_api_app(app_id)
         if app is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
@@ -43,21 +44,57 @@ class MasterKeyOnly(BasePermission):
         return True
 
 
+#: Deepest nesting of objects and arrays accepted in a body (the API's own
+#: fields are scalars; this leaves room for nested user data).
+MAX_BODY_DEPTH = 16
+
+#: NUL and UTF-16 surrogates are not text: no field may carry them.
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def _not_a_number(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON")
+
+
 def parse_body(raw: bytes) -> dict[str, Any]:
-    """Empty, JSON ``null`` or an object; anything else is 107 (LeanCloud)."""
+    """Empty, JSON ``null`` or an object; anything else is 107 (LeanCloud).
+
+    Also 107: ``NaN``/``Infinity`` (not JSON), nesting deeper than
+    :data:`MAX_BODY_DEPTH`, and a NUL or lone surrogate in any key or string.
+    """
     if len(raw) > MAX_BODY_BYTES:
         raise InvalidParameterError("The request body is too large.")
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = json.loads(raw, parse_constant=_not_a_number)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise MalformedJsonError() from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise MalformedJsonError()
+    _check_clean(data)
     return data
+
+
+def _check_clean(data: dict[str, Any]) -> None:
+    """Walk the parsed body (iteratively: depth is what is being checked)."""
+    pending: list[tuple[Any, int]] = [(data, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, str):
+            if _NOT_TEXT.search(value):
+                raise MalformedJsonError("Strings may not contain NUL or lone surrogates.")
+        elif isinstance(value, (dict, list)):
+            if depth > MAX_BODY_DEPTH:
+                raise MalformedJsonError(
+                    f"The JSON body is nested deeper than {MAX_BODY_DEPTH} levels."
+                )
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                pending.append((key, depth))
+                pending.append((item, depth + 1))
 
 
 def client_ip(request: Request) -> str | None:
@@ -73,6 +110,11 @@ class LeanCloudSchema(AutoSchema):
 
     def get_tags(self) -> list[str]:
         return ["LeanCloud API"]
+
+    def map_parsers(self) -> list[str]:
+        # The views parse their bodies themselves (no DRF parsers), always as JSON:
+        # without this the schema would describe no request bodies at all.
+        return ["application/json"]
 
 
 class LeanCloudView(APIView):

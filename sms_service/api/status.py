@@ -6,7 +6,7 @@ LeanCloud has no such endpoint; this one follows its conventions (master key,
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from django.db.models import QuerySet
@@ -124,11 +124,16 @@ class MessageListView(LeanCloudView):
 def _int(raw: str | None, name: str, default: int, low: int, high: int) -> int:
     if raw in (None, ""):
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
         raise InvalidParameterError(
             f"{name} must be a whole number from {low} to {high}."
         )
     return int(raw)
+
+
+#: Dates outside these years are refused (400): no message is older, and the
+#: far ends of the calendar overflow once moved to UTC or to the next day.
+FIRST_YEAR, LAST_YEAR = 2000, 9998
 
 
 def _moment(raw: str, name: str, *, end: bool = False) -> datetime:
@@ -140,11 +145,15 @@ def _moment(raw: str, name: str, *, end: bool = False) -> datetime:
     except ValueError:
         moment = day = None
     if day is not None:
-        if end:
-            day = date.fromordinal(day.toordinal() + 1)
         moment = datetime.combine(day, time.min)
     if moment is None:
         raise InvalidParameterError(f"{name} must be an ISO 8601 date or date-time.")
+    if not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        raise InvalidParameterError(
+            f"{name} must be a date between the years {FIRST_YEAR} and {LAST_YEAR}."
+        )
+    if day is not None and end:
+        moment += timedelta(days=1)
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment)
     return moment

@@ -138,6 +138,15 @@ class App(models.Model):
     allow_international = models.BooleanField(
         _("allow international numbers"), default=False
     )
+    allow_voice_to_landlines = models.BooleanField(
+        _("allow voice codes to landlines"),
+        default=False,
+        help_text=_(
+            "Voice verification codes may call fixed-line numbers (SMS never goes "
+            "to a landline). Premium-rate, toll-free and other non-mobile numbers "
+            "are always refused."
+        ),
+    )
     default_language = models.CharField(
         _("default message language"),
         max_length=2,

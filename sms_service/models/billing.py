@@ -213,7 +213,8 @@ class UnmatchedReceipt(models.Model):
 
     Receipts may arrive before the worker stored the provider's id; they are kept
     here and applied when the id is stored, or by the reconcile task. Receipts for
-    ids this server never sent stay here for the administrator.
+    ids this server never sent stay here for the administrator. One row per
+    (provider, id, status): a replayed receipt adds nothing.
     """
 
     backend = models.CharField(_("backend alias"), max_length=32)
@@ -240,10 +241,14 @@ class UnmatchedReceipt(models.Model):
         ordering = ["-received_at"]
         indexes = [
             models.Index(
-                fields=["provider", "provider_message_id"], name="sms_unmatched_pid"
-            ),
-            models.Index(
                 fields=["matched_at", "received_at"], name="sms_unmatched_open"
+            ),
+        ]
+        constraints = [
+            # Also the index of the lookups by (provider, provider_message_id).
+            models.UniqueConstraint(
+                fields=["provider", "provider_message_id", "status"],
+                name="sms_unmatched_once",
             ),
         ]
 

@@ -2,9 +2,11 @@
 
 A code row holds only keyed hashes. Checking a code is two statements: one
 SELECT of the active row's digest for (app, phone, purpose), compared in
-constant time, then one conditional UPDATE that either consumes it (single use,
-atomic: of two concurrent correct submissions exactly one wins) or counts a
-wrong attempt (the fifth kills it).
+constant time, then one write that either consumes it (single use, atomic: of
+two concurrent correct submissions exactly one wins) or counts a wrong attempt
+(the fifth kills it). A number without a live code gets the same work (a digest
+compared, the same counting write), so the response time does not tell whether
+a number has a live code.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import IntegrityError
-from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from .. import signals, sql
@@ -133,12 +134,17 @@ class CodeCollisionError(Exception):
 
 def expire_codes(*, now=None, limit: int = 10000) -> int:
     """Mark codes past their expiry ``expired`` (periodic hygiene: keeps the set of
-    active codes, and so code-only lookups and collisions, small)."""
+    active codes, and so code-only lookups and collisions, small), and drop the
+    day-old rows that only counted wrong attempts at numbers without a code."""
     now = now or timezone.now()
     ids = list(
         VerificationCode.objects.filter(status=CodeStatus.ACTIVE, expires_at__lte=now)
         .values_list("pk", flat=True)[:limit]
     )
+    # Rows that only count attempts at a number that never had a code.
+    tried = VerificationCode.objects.filter(digest="", created_at__lte=now - timedelta(days=1))
+    VerificationCode.objects.filter(pk__in=list(tried.values_list("pk", flat=True)[:limit]),
+                                    digest="").delete()
     return VerificationCode.objects.filter(pk__in=ids, status=CodeStatus.ACTIVE).update(
         status=CodeStatus.EXPIRED
     )
@@ -159,12 +165,12 @@ def verify_code(*, app: App, phone: str, purpose: str, code: object) -> None:
         raise InvalidCodeError()
     row = sql.run(VerificationCode, ACTIVE_CODE_SQL, [app.pk, phone, purpose, CodeStatus.ACTIVE],
                   fetch=True)
-    if row is None:
-        raise InvalidCodeError()
-    pk, digest, attempts = row
+    # No live code: compare against a digest no code has, and count the attempt
+    # all the same (see _count_wrong_attempt), so both cases cost the same.
+    pk, digest, _attempts = row if row is not None else (None, _NO_DIGEST, 0)
     expected = code_digests(app_id=app.app_id, phone=phone, purpose=purpose, code=str(code))
-    if not matches_any(digest, expected):
-        _count_wrong_attempt(app=app, phone=phone, purpose=purpose, pk=pk, attempts=attempts)
+    if not matches_any(digest, expected) or pk is None:
+        _count_wrong_attempt(app=app, phone=phone, purpose=purpose)
         raise InvalidCodeError()
     now = timezone.now()
     consumed = sql.run(VerificationCode, _CONSUME, [CodeStatus.USED, now, pk, CodeStatus.ACTIVE,
@@ -186,6 +192,21 @@ _CONSUME = (
     "UPDATE {table} SET status = %s, used_at = %s "
     "WHERE id = %s AND status = %s AND expires_at > %s AND attempts < %s"
 )
+# A wrong attempt on the number's row, whatever its state: one more attempt (the
+# count stops at the limit) and a live code dies at the limit. A number that has
+# no row yet gets one without a code (empty digest, expired), which the next
+# send overwrites and expire_codes() removes after a day.
+_COUNT_WRONG = (
+    "INSERT INTO {table} AS c (app_id, phone, purpose, digest, lookup, status, attempts, "
+    "expires_at, created_at, used_at, data) VALUES (%s, %s, %s, '', '', %s, 1, %s, %s, NULL, %s) "
+    "ON CONFLICT (app_id, phone, purpose) DO UPDATE SET "
+    "attempts = CASE WHEN c.attempts < %s THEN c.attempts + 1 ELSE c.attempts END, "
+    "status = CASE WHEN c.status = %s AND c.attempts >= %s THEN %s ELSE c.status END "
+    "RETURNING attempts, status"
+)
+#: Compared with the submitted code's digest when the number has no live code
+#: (a real digest is 64 hex digits; this never matches one).
+_NO_DIGEST = "-" * 64
 
 
 def verify_code_only(*, app: App, purpose: str, code: object) -> VerificationCode:
@@ -224,18 +245,15 @@ def _consume(row: VerificationCode) -> VerificationCode:
     return row
 
 
-def _count_wrong_attempt(*, app: App, phone: str, purpose: str, pk: int, attempts: int) -> None:
-    """One more wrong attempt on code ``pk`` (the fifth kills it)."""
+def _count_wrong_attempt(*, app: App, phone: str, purpose: str) -> None:
+    """One more wrong attempt on the number's row (the fifth kills a live code)."""
     limit = app_settings.CODE_MAX_ATTEMPTS
-    VerificationCode.objects.filter(pk=pk, status=CodeStatus.ACTIVE).update(
-        attempts=F("attempts") + 1,
-        status=Case(
-            When(attempts__gte=limit - 1, then=Value(CodeStatus.DEAD)),
-            default=Value(CodeStatus.ACTIVE),
-        ),
-    )
-    attempts += 1
+    now = timezone.now()
+    attempts, status = sql.run(VerificationCode, _COUNT_WRONG, [
+        app.pk, phone, purpose, CodeStatus.EXPIRED, now, now, {},
+        limit, CodeStatus.ACTIVE, limit - 1, CodeStatus.DEAD,
+    ], fetch=True)
     signals.code_rejected.send_robust(
         sender=VerificationCode, app=app, phone=phone, purpose=purpose,
-        attempts=attempts, dead=attempts >= limit,
+        attempts=attempts, dead=status == CodeStatus.DEAD,
     )

@@ -113,6 +113,22 @@ def _default_signature(*, app: App) -> Signature:
     return signature
 
 
+def voice_signature_id(*, app: App, sign_name: str | None) -> int | None:
+    """The signature whose per-number sending budget a voice code counts against.
+
+    A call carries no signature, but LeanCloud's per-signature limits cover every
+    message type: the named signature when approved, else the app's default
+    (None when it has none).
+    """
+    if sign_name:
+        named = app.signatures.approved().filter(name=sign_name).values_list("pk", flat=True)
+        if named:
+            return named[0]
+    if hasattr(app, "default_signature_pk"):
+        return app.default_signature_pk
+    return app.signatures.approved().filter(is_default=True).values_list("pk", flat=True).first()
+
+
 def render_message(
     *, content: ResolvedContent, variables: dict[str, Any], system: dict[str, Any]
 ) -> str:

@@ -11,7 +11,10 @@ Three kinds of limit, each a key in the rate-limit cache
 
 :func:`check_send` applies every limit of one message, in a fixed order: per-IP
 windows, per-prefix windows, then the per-number limits (app interval, signature
-interval, per-signature rolling day; for voice its interval and rolling windows).
+interval, per-signature rolling day). SMS and voice share the per-number limits
+(LeanCloud's per-signature minute covers every type, voice included; a voice
+code counts against the signature it is sent for, by default the app's); voice
+adds its own interval (checked first) and rolling windows.
 The first limit that refuses decides the error (``SendTooFastError``, code 1, for
 the 10-second app/number interval; ``SendTooFrequentError``, 601, otherwise) and
 its ``retry_after`` in seconds. A cache that cannot be reached refuses the send
@@ -202,20 +205,28 @@ def send_limits(
     for seconds, limit in settings.get("prefix", []):
         limits.append(Limit(WINDOW, f"prefix:{app.pk}:{phone.prefix}", SendTooFrequentError,
                             seconds=seconds, limit=limit))
+    # One budget per number for SMS and voice alike: the 10-second app interval,
+    # the per-signature minute and the per-signature day (a voice code counts
+    # against the signature the caller chose for it, by default the app's).
+    number = Limit(INTERVAL, f"app:{app.pk}:{phone.e164}", SendTooFastError,
+                   seconds=settings["app_number_interval"])
+    signature_number = f"sig:{app.pk}:{signature_id}:{phone.e164}"
+    per_signature = Limit(INTERVAL, signature_number, SendTooFrequentError,
+                          seconds=settings["signature_number_interval"])
     if channel == "voice":
         windows = sorted(settings["voice"])
         first_seconds, _ = windows[0]
-        number = f"voice:{app.pk}:{phone.e164}"
-        limits.append(Limit(INTERVAL, number, SendTooFrequentError, seconds=first_seconds))
+        voice = f"voice:{app.pk}:{phone.e164}"
+        # The voice interval first, so a repeated call is told 601 (voice's own
+        # limit) rather than "SMS request too fast".
+        limits += [Limit(INTERVAL, voice, SendTooFrequentError, seconds=first_seconds),
+                   per_signature, number]
         if windows[1:]:
-            limits.append(Limit(ROLLING, number, SendTooFrequentError,
+            limits.append(Limit(ROLLING, voice, SendTooFrequentError,
                                 windows=tuple(windows[1:])))
-        return limits
-    limits.append(Limit(INTERVAL, f"app:{app.pk}:{phone.e164}", SendTooFastError,
-                        seconds=settings["app_number_interval"]))
-    signature_number = f"sig:{app.pk}:{signature_id}:{phone.e164}"
-    limits.append(Limit(INTERVAL, signature_number, SendTooFrequentError,
-                        seconds=settings["signature_number_interval"]))
+        kind = MessageKind.VERIFICATION
+    else:
+        limits += [number, per_signature]
     daily = settings["signature_number_daily"].get(kind)
     if daily:
         # Notification and marketing share LeanCloud's "notification" quota.

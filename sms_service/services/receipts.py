@@ -65,10 +65,10 @@ def apply_reports(
     return ReceiptOutcome(applied=applied, unmatched=unmatched)
 
 
-def _keep_unmatched(
-    report: DeliveryReport, *, backend: BaseSmsBackend
-) -> UnmatchedReceipt:
-    return UnmatchedReceipt.objects.create(
+def _keep_unmatched(report: DeliveryReport, *, backend: BaseSmsBackend) -> None:
+    """Keep the receipt once: a replay (same provider, id and status) is dropped
+    by the unique constraint, so replaying a signed receipt stores nothing."""
+    UnmatchedReceipt.objects.bulk_create([UnmatchedReceipt(
         backend=backend.alias[:32],
         provider=backend.provider_name[:32],
         provider_message_id=report.provider_message_id[:128],
@@ -76,7 +76,7 @@ def _keep_unmatched(
         error_code=(report.error_code or "")[:64],
         error_message=report.error_message or "",
         raw=outbox._jsonable(report.raw),
-    )
+    )], ignore_conflicts=True)
 
 
 def apply_held_receipts(*, message: Message) -> int:

@@ -36,6 +36,9 @@ _CODE_DRAWS = 5
 _VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _MAX_VARIABLES = 30
 
+#: Longest ``name`` / ``op`` a caller may put into the default text.
+MAX_LABEL_LENGTH = 32
+
 #: Stands for each digit of the code while the text is composed (a private-use
 #: character that caller values may not contain).
 PLACEHOLDER_CHAR = "\ue000"
@@ -60,11 +63,13 @@ class SmsRequest:
 def request_sms(*, app: App, request: SmsRequest, is_master: bool = False) -> Message:
     """Validate, rate limit, create and enqueue one message. Returns the message."""
     _check_switches(app=app, request=request, is_master=is_master)
-    phone = parse_destination(request.phone, allow_international=app.allow_international)
     channel = _channel(request.sms_type)
+    phone = parse_destination(request.phone, allow_international=app.allow_international,
+                              channel=channel, allow_landline_voice=app.allow_voice_to_landlines)
     ttl = _ttl(request.ttl)
     template_name = _optional_text(request.template, "template")
     sign_name = _optional_text(request.sign, "sign")
+    name, op = _label(request.name, "name"), _label(request.op, "op")
     variables = _variables(request.variables)
     if channel == Channel.VOICE and template_name:
         raise InvalidParameterError("A voice verification code cannot use a template.")
@@ -81,12 +86,15 @@ def request_sms(*, app: App, request: SmsRequest, is_master: bool = False) -> Me
     # the transaction (it must be unique among active codes) and is the same
     # length, so length and price are already exact here.
     placeholder = PLACEHOLDER_CHAR * app_settings.CODE_LENGTH if with_code else ""
-    text = _compose(app=app, request=request, resolved=resolved, variables=variables,
+    text = _compose(app=app, name=name, op=op, resolved=resolved, variables=variables,
                     code=placeholder, ttl=ttl, channel=channel)
     quote = billing.quote(app=app, phone=phone, channel=channel, text=text)
+    if resolved.signature is not None:
+        budget_signature = resolved.signature.pk
+    else:
+        budget_signature = content.voice_signature_id(app=app, sign_name=sign_name)
     ratelimit.check_send(app=app, phone=phone, channel=channel, kind=resolved.kind,
-                         signature_id=resolved.signature and resolved.signature.pk,
-                         client_ip=request.client_ip)
+                         signature_id=budget_signature, client_ip=request.client_ip)
     for attempt in range(_CODE_DRAWS):
         try:
             message = _commit(app=app, request=request, phone=phone, channel=channel,
@@ -146,7 +154,7 @@ def _ttl(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise InvalidParameterError("ttl must be a whole number of minutes.")
     if isinstance(value, str):
-        if not value.isdigit() or len(value) > 4:
+        if not (value.isascii() and value.isdigit()) or len(value) > 4:
             raise InvalidParameterError("ttl must be a whole number of minutes.")
         value = int(value)
     if not 1 <= value <= app_settings.CODE_MAX_TTL_MINUTES:
@@ -161,6 +169,19 @@ def _optional_text(value: object, name: str, max_length: int = 64) -> str | None
         return None
     if not isinstance(value, str) or len(value) > max_length:
         raise InvalidParameterError(f"{name} must be a string of at most {max_length} characters.")
+    templating.check_value(name, value)
+    return value
+
+
+def _label(value: object, name: str) -> str | None:
+    """The caller's ``name`` or ``op`` for the default text (see templating.check_label)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidParameterError(f"{name} must be a string.")
+    templating.check_label(name, value, max_length=MAX_LABEL_LENGTH)
+    if PLACEHOLDER_CHAR in value:
+        raise InvalidParameterError(f"{name} contains a reserved character.")
     return value
 
 
@@ -171,7 +192,7 @@ def _variables(raw: dict[str, Any]) -> dict[str, str]:
     limit = app_settings.MAX_VARIABLE_LENGTH
     out: dict[str, str] = {}
     for key, value in raw.items():
-        if not _VARIABLE_NAME.match(key):
+        if not _VARIABLE_NAME.fullmatch(key):
             raise InvalidParameterError(f"Invalid template variable name: {key[:64]!r}.")
         if value is None:
             continue
@@ -190,14 +211,16 @@ def _variables(raw: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def _compose(*, app, request, resolved, variables, code, ttl, channel) -> str:
+def _compose(*, app, name, op, resolved, variables, code, ttl, channel) -> str:
+    """The message text. The caller's ``name`` and ``op`` only fill the default
+    text; in a template every system variable comes from the system (``name`` is
+    the app's name), whatever the request says."""
     if channel == Channel.VOICE:
         return code
-    name = _optional_text(request.name, "name") or app.name
     if resolved.version is None:
-        return _default_text(app=app, signature_text=resolved.signature.text, name=name,
-                             op=_optional_text(request.op, "op"), code=code, ttl=ttl)
-    system = {"name": name, "code": code, "ttl": ttl, "sign": resolved.signature.text,
+        return _default_text(app=app, signature_text=resolved.signature.text,
+                             name=name or app.name, op=op, code=code, ttl=ttl)
+    system = {"name": app.name, "code": code, "ttl": ttl, "sign": resolved.signature.text,
               "template": resolved.version.template.name}
     return content.render_message(content=resolved, variables=variables, system=system)
 

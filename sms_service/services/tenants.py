@@ -18,7 +18,8 @@ logger = logging.getLogger(__name__)
 #: Fields an operator may change with ``sms_service_app update --set``.
 EDITABLE_FIELDS = (
     "name", "company_name", "owner_email", "sms_enabled", "captcha_enabled",
-    "sms_api_enabled", "require_captcha", "allow_international", "default_language",
+    "sms_api_enabled", "require_captcha", "allow_international", "allow_voice_to_landlines",
+    "default_language",
     "enforce_carrier_signature_rules", "signup_sends_verification",
     "forbid_unverified_login", "allow_unverified_reset", "allow_sms_login",
 )
