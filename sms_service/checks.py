@@ -162,7 +162,7 @@ def _unknown_and_mistyped() -> list:
             continue
         default = DEFAULTS[name]
         expected = _TYPES.get(type(default))
-        if name in IMPORT_STRINGS or expected is None:
+        if name in IMPORT_STRINGS or expected is None or value is None and name in _NULLABLE:
             continue
         if isinstance(value, bool) and expected is not bool or not isinstance(value, expected):
             found.append(Error(
@@ -174,6 +174,9 @@ def _unknown_and_mistyped() -> list:
                                id="sms_service.E012"))
     return found
 
+
+#: Settings whose None means "off".
+_NULLABLE = frozenset({"SIGN_TIMESTAMP_WINDOW_SECONDS"})
 
 #: The type a setting's value must have, by the type of its default.
 _TYPES: dict[type, Any] = {bool: bool, int: int, str: str, dict: dict, list: (list, tuple)}

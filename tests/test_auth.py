@@ -161,3 +161,12 @@ def test_the_window_is_a_setting(lc, app, settings):
     settings.SMS_SERVICE = {**settings.SMS_SERVICE, "SIGN_TIMESTAMP_WINDOW_SECONDS": None}
     assert _post(lc, _signed(app, 0)).json()["code"] == 603
     assert _post(lc, _signed(app, 1453014943466, master=True)).json()["code"] == 603
+
+
+def test_the_window_passes_the_settings_check_as_none_or_seconds(settings):
+    from sms_service.checks import check_setting_values
+
+    for value, refused in ((None, False), (60, False), ("15m", True)):
+        settings.SMS_SERVICE = {**settings.SMS_SERVICE, "SIGN_TIMESTAMP_WINDOW_SECONDS": value}
+        ids = [error.id for error in check_setting_values() if "SIGN_TIMESTAMP" in error.msg]
+        assert bool(ids) is refused, (value, ids)
