@@ -79,8 +79,13 @@ def run(numbers: int, tries: int, warmup: int, rng: random.Random):
     wrong: dict[str, str] = {}
     for n in range(numbers):
         phone = f"+86139{n:08d}"
-        issued = codes.issue_code(app=app, phone=phone, purpose=CodePurpose.GENERIC,
-                                  ttl_minutes=30)
+        while True:  # codes are unique among active codes: draw again on a clash
+            try:
+                issued = codes.issue_code(app=app, phone=phone, purpose=CodePurpose.GENERIC,
+                                          ttl_minutes=30)
+                break
+            except codes.CodeCollisionError:
+                continue
         wrong[phone] = f"{(int(issued.code) + 1) % 10**6:06d}"
     for n in range(numbers):
         wrong[f"+86137{n:08d}"] = f"{rng.randrange(10**6):06d}"  # never had a code
