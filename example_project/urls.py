@@ -6,6 +6,7 @@ urlpatterns = [
     path("", TemplateView.as_view(template_name="example_project/home.html"), name="home"),
     path("admin/", admin.site.urls),
     path("captcha/", include("captcha.urls")),
+    path("accounts/phone/", include("sms_service.accounts.urls")),
     path("", include("sms_service.urls")),
 ]
 

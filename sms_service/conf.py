@@ -153,6 +153,10 @@ DEFAULTS: dict[str, Any] = {
     # balance the site's own sign-up and log-in pages use. Empty: the pages answer
     # with a configuration error naming this setting.
     "SITE_APP_ID": "",
+    # API error texts ("error" of {"code", "error"}) are LeanCloud's English, as the
+    # SDKs expect. True: translated into the request's language (Accept-Language
+    # through LocaleMiddleware), e.g. for browser clients showing them to people.
+    "TRANSLATE_API_ERRORS": False,
     # --- end of pages block -------------------------------------------------------
 }
 

@@ -12,6 +12,7 @@ from enum import IntEnum
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_noop
 
 
 class ErrorCode(IntEnum):
@@ -60,7 +61,9 @@ class SmsServiceError(Exception):
 
     code: ErrorCode = ErrorCode.OTHER
     http_status: int = 400
-    default_message: str = "Internal server error. No information available."
+    #: LeanCloud's English text. Marked for translation only: the API answers in
+    #: English unless the app opts in, the bundled pages in the page's language.
+    default_message: str = gettext_noop("Internal server error. No information available.")
 
     def __init__(
         self,
@@ -94,212 +97,134 @@ class InternalError(SmsServiceError):
 
 class MalformedJsonError(SmsServiceError):
     code = ErrorCode.MALFORMED_JSON
-    default_message = "Malformed json object. A json dictionary is expected."
-
-
+    default_message = gettext_noop("Malformed json object. A json dictionary is expected.")
 class InvalidParameterError(SmsServiceError):
     """A field has the wrong type, range or size (code 1 with a precise message)."""
 
 
 class OperationForbiddenError(SmsServiceError):
     code = ErrorCode.OPERATION_FORBIDDEN
-    default_message = "That operation isn't allowed for clients."
-
-
+    default_message = gettext_noop("That operation isn't allowed for clients.")
 class InvalidPhoneNumberError(SmsServiceError, ValueError):
     code = ErrorCode.INVALID_PHONE_NUMBER
-    default_message = "The mobile phone number was invalid."
-
-
+    default_message = gettext_noop("The mobile phone number was invalid.")
 class InternationalDisabledError(SmsServiceError):
-    default_message = "International SMS is disabled, please enable it in console."
-
-
+    default_message = gettext_noop("International SMS is disabled, please enable it in console.")
 class PhoneNumberMissingError(SmsServiceError):
     code = ErrorCode.PHONE_NUMBER_MISSING
-    default_message = "The mobile phone number is missing, and must be specified."
-
-
+    default_message = gettext_noop("The mobile phone number is missing, and must be specified.")
 class AppThresholdExceededError(SmsServiceError):
     code = ErrorCode.APP_THRESHOLD_EXCEEDED
-    default_message = "Exceeded an application threshold setting."
-
-
+    default_message = gettext_noop("Exceeded an application threshold setting.")
 class InsufficientBalanceError(SmsServiceError):
     code = ErrorCode.INSUFFICIENT_BALANCE
-    default_message = "Insufficient balance."
-
-
+    default_message = gettext_noop("Insufficient balance.")
 class UnauthorizedError(SmsServiceError):
     code = ErrorCode.UNAUTHORIZED
     http_status = 401
-    default_message = "Unauthorized."
-
-
+    default_message = gettext_noop("Unauthorized.")
 class MasterKeyRequiredError(SmsServiceError):
     http_status = 403
-    default_message = "The request must be signed by master key."
-
-
+    default_message = gettext_noop("The request must be signed by master key.")
 class NotFoundError(SmsServiceError):
     code = ErrorCode.NOT_FOUND
     http_status = 404
-    default_message = "Not found."
-
-
+    default_message = gettext_noop("Not found.")
 class MethodNotAllowedError(SmsServiceError):
     code = ErrorCode.METHOD_NOT_ALLOWED
     http_status = 405
-    default_message = "Method not allowed."
-
-
+    default_message = gettext_noop("Method not allowed.")
 class TooManyRequestsError(SmsServiceError):
     code = ErrorCode.TOO_MANY_REQUESTS
     http_status = 429
-    default_message = "Too many requests."
-
-
+    default_message = gettext_noop("Too many requests.")
 class SendTooFastError(SmsServiceError):
     """LeanCloud's app-level limit: one SMS to a number per 10 seconds (code 1)."""
 
-    default_message = "SMS request too fast(1 request per 10s)."
-
-
+    default_message = gettext_noop("SMS request too fast(1 request per 10s).")
 class SendTooFrequentError(SmsServiceError):
     code = ErrorCode.SEND_TOO_FREQUENT
-    default_message = "Can't send SMS too frequently."
-
-
+    default_message = gettext_noop("Can't send SMS too frequently.")
 class RateLimiterUnavailableError(SmsServiceError):
     """The shared counter store is down: sends are refused (fail closed)."""
 
     http_status = 503
-    default_message = "SMS sending is temporarily unavailable, please retry later."
-
-
+    default_message = gettext_noop("SMS sending is temporarily unavailable, please retry later.")
 class InvalidSignatureError(SmsServiceError):
     code = ErrorCode.INVALID_SIGNATURE
-    default_message = "Invalid SMS signature."
-
-
+    default_message = gettext_noop("Invalid SMS signature.")
 class ProviderSendFailedError(SmsServiceError):
     code = ErrorCode.PROVIDER_SEND_FAILED
-    default_message = "Fails to send message."
-
-
+    default_message = gettext_noop("Fails to send message.")
 class InvalidCodeError(SmsServiceError):
     code = ErrorCode.INVALID_CODE
-    default_message = "Invalid SMS code."
-
-
+    default_message = gettext_noop("Invalid SMS code.")
 class TemplateNotFoundError(SmsServiceError):
     code = ErrorCode.TEMPLATE_NOT_FOUND
-    default_message = "SMS template not found."
-
-
+    default_message = gettext_noop("SMS template not found.")
 class TemplateNotVerifiedError(SmsServiceError):
     code = ErrorCode.TEMPLATE_NOT_VERIFIED
-    default_message = "SMS template not verified."
-
-
+    default_message = gettext_noop("SMS template not verified.")
 class SignatureNotVerifiedError(SmsServiceError):
     code = ErrorCode.TEMPLATE_NOT_VERIFIED
-    default_message = "SMS sign not verified"
-
-
+    default_message = gettext_noop("SMS sign not verified")
 class TemplateRenderError(SmsServiceError):
     code = ErrorCode.TEMPLATE_RENDER_FAILED
-    default_message = "Fails to render SMS template."
-
-
+    default_message = gettext_noop("Fails to render SMS template.")
 class ValidateTokenMissingError(SmsServiceError):
     code = ErrorCode.VALIDATE_TOKEN_MISSING
-    default_message = "Missing validate token."
-
-
+    default_message = gettext_noop("Missing validate token.")
 class MessageTooLongError(SmsServiceError):
-    default_message = "The message is longer than the server's MAX_MESSAGE_LENGTH."
-
-
+    default_message = gettext_noop("The message is longer than the server's MAX_MESSAGE_LENGTH.")
 # --- Phone users (R-USER) ------------------------------------------------------------
 
 
 class InvalidEmailError(SmsServiceError):
     code = ErrorCode.INVALID_EMAIL
-    default_message = "The email address was invalid."
-
-
+    default_message = gettext_noop("The email address was invalid.")
 class DuplicateValueError(SmsServiceError):
     code = ErrorCode.DUPLICATE_VALUE
-    default_message = "A unique field was given a value that is already taken."
-
-
+    default_message = gettext_noop("A unique field was given a value that is already taken.")
 class UsernameMissingError(SmsServiceError):
     code = ErrorCode.USERNAME_MISSING
-    default_message = "Username is missing or empty"
-
-
+    default_message = gettext_noop("Username is missing or empty")
 class PasswordMissingError(SmsServiceError):
     code = ErrorCode.PASSWORD_MISSING
-    default_message = "Password is missing or empty."
-
-
+    default_message = gettext_noop("Password is missing or empty.")
 class UsernameTakenError(SmsServiceError):
     code = ErrorCode.USERNAME_TAKEN
-    default_message = "Username has already been taken."
-
-
+    default_message = gettext_noop("Username has already been taken.")
 class EmailTakenError(SmsServiceError):
     code = ErrorCode.EMAIL_TAKEN
-    default_message = "Email has already been taken."
-
-
+    default_message = gettext_noop("Email has already been taken.")
 class SessionRequiredError(SmsServiceError):
     code = ErrorCode.SESSION_REQUIRED
     http_status = 403
-    default_message = "The user cannot be altered by a client without the session."
-
-
+    default_message = gettext_noop("The user cannot be altered by a client without the session.")
 class PasswordMismatchError(SmsServiceError):
     code = ErrorCode.PASSWORD_MISMATCH
-    default_message = "The username and password mismatch."
-
-
+    default_message = gettext_noop("The username and password mismatch.")
 class UserNotFoundError(SmsServiceError):
     code = ErrorCode.USER_NOT_FOUND
-    default_message = "Could not find user."
-
-
+    default_message = gettext_noop("Could not find user.")
 class PhoneNumberNotFoundError(SmsServiceError):
     code = ErrorCode.PHONE_NUMBER_NOT_FOUND
-    default_message = "A user with the specified mobile phone number was not found."
-
-
+    default_message = gettext_noop("A user with the specified mobile phone number was not found.")
 class PhoneNumberTakenError(SmsServiceError):
     code = ErrorCode.PHONE_NUMBER_TAKEN
-    default_message = "Mobile phone number has already been taken."
-
-
+    default_message = gettext_noop("Mobile phone number has already been taken.")
 class PhoneNumberNotVerifiedError(SmsServiceError):
     code = ErrorCode.PHONE_NUMBER_NOT_VERIFIED
-    default_message = "Mobile phone number isn't verified."
-
-
+    default_message = gettext_noop("Mobile phone number isn't verified.")
 class InvalidUsernameError(SmsServiceError):
     code = ErrorCode.INVALID_USERNAME
-    default_message = "Invalid username, it must be a non-blank string."
-
-
+    default_message = gettext_noop("Invalid username, it must be a non-blank string.")
 class InvalidPasswordError(SmsServiceError):
     code = ErrorCode.INVALID_PASSWORD
-    default_message = "Invalid password, it must be a non-blank string."
-
-
+    default_message = gettext_noop("Invalid password, it must be a non-blank string.")
 class LoginLockedError(SmsServiceError):
     code = ErrorCode.LOGIN_LOCKED
-    default_message = "登录失败次数超过限制，请稍候再试，或者通过忘记密码重设密码。"
-
-
+    default_message = gettext_noop("登录失败次数超过限制，请稍候再试，或者通过忘记密码重设密码。")
 # --- Provider errors (raised by backends, handled by the delivery service) ---------
 
 
@@ -307,8 +232,7 @@ class ProviderError(SmsServiceError):
     """A provider call failed. ``raw`` keeps the provider's reply for the event log."""
 
     code = ErrorCode.PROVIDER_SEND_FAILED
-    default_message = "Fails to send message."
-
+    default_message = gettext_noop("Fails to send message.")
     def __init__(self, message: str | None = None, *, raw: Any = None, **context: Any):
         super().__init__(message, **context)
         self.raw = raw
@@ -330,9 +254,7 @@ class SendCancelled(ProviderError):
     """Raised by a ``pre_send`` receiver to stop a message before the provider is
     called. The outbox marks the message failed (not billed) with the reason."""
 
-    default_message = "The send was cancelled."
-
-
+    default_message = gettext_noop("The send was cancelled.")
 # --- Configuration errors: never swallowed by retry paths ----------------------------
 
 

@@ -77,7 +77,7 @@ def _require_browser() -> None:
     pytest.skip(reason)
 
 
-def _start_chromium(language: str):
+def _start_chromium(language: str, javascript: bool = True):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -87,7 +87,10 @@ def _start_chromium(language: str):
         options.add_argument(flag)
     options.add_argument(f"--lang={language}")
     options.add_argument(f"--window-size={DESKTOP_WIDTH},{WINDOW_HEIGHT}")
-    options.add_experimental_option("prefs", {"intl.accept_languages": language})
+    prefs: dict[str, object] = {"intl.accept_languages": language}
+    if not javascript:
+        prefs["profile.managed_default_content_settings.javascript"] = 2
+    options.add_experimental_option("prefs", prefs)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.implicitly_wait(0)
@@ -211,13 +214,14 @@ class Browser:
 
 @pytest.fixture
 def browser_factory(request) -> Iterator[Callable[..., Browser]]:
-    """``browser_factory(language="en")``: a fresh :class:`Browser` whose requests
-    carry ``Accept-Language: <language>``."""
+    """``browser_factory(language="en", javascript=True)``: a fresh :class:`Browser`
+    whose requests carry ``Accept-Language: <language>``, optionally with
+    JavaScript switched off."""
     _require_browser()
     started: list[Browser] = []
 
-    def make(language: str = "en") -> Browser:
-        browser = Browser(_start_chromium(language), language=language,
+    def make(language: str = "en", javascript: bool = True) -> Browser:
+        browser = Browser(_start_chromium(language, javascript), language=language,
                           test_name=request.node.name)
         browser.resize(DESKTOP_WIDTH)
         started.append(browser)

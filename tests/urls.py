@@ -4,7 +4,9 @@ from django.views.generic import TemplateView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    # The account pages' base template on its own (layout and language tests).
+    path("accounts/phone/", include("sms_service.accounts.urls")),
+    # The account pages' base template on its own (layout and language tests, and
+    # where the pages send a logged-in user).
     path("tests/base/", TemplateView.as_view(template_name="sms_service/accounts/base.html")),
     path("", include("sms_service.urls")),
 ]

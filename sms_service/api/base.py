@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
+from django.utils.translation import gettext_noop
 from drf_spectacular.openapi import AutoSchema
 from rest_framework.permissions import BasePermission
 from rest_framework.renderers import JSONRenderer
@@ -63,7 +64,7 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     :data:`MAX_BODY_DEPTH`, and a NUL or lone surrogate in any key or string.
     """
     if len(raw) > MAX_BODY_BYTES:
-        raise InvalidParameterError("The request body is too large.")
+        raise InvalidParameterError(gettext_noop("The request body is too large."))
     if not raw.strip():
         return {}
     try:
@@ -146,7 +147,7 @@ class LeanCloudView(APIView):
         try:
             raw = request._request.body
         except RequestDataTooBig as exc:
-            raise InvalidParameterError("The request body is too large.") from exc
+            raise InvalidParameterError(gettext_noop("The request body is too large.")) from exc
         self.body = parse_body(raw)
 
     @property

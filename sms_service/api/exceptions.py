@@ -6,9 +6,11 @@ import logging
 from typing import Any
 
 from django.http import Http404, JsonResponse
+from django.utils.translation import gettext
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
+from ..conf import app_settings
 from ..exceptions import (
     InternalError,
     MalformedJsonError,
@@ -57,8 +59,18 @@ def _first_message(detail: Any) -> str:
     return str(detail)
 
 
+def error_body(error: SmsServiceError) -> dict[str, Any]:
+    """``{"code", "error"}``: LeanCloud's English text, or with the
+    ``TRANSLATE_API_ERRORS`` setting its translation into the request's language
+    (``LocaleMiddleware``)."""
+    body = error.as_dict()
+    if app_settings.TRANSLATE_API_ERRORS:
+        body["error"] = gettext(error.message)
+    return body
+
+
 def error_response(error: SmsServiceError) -> Response:
-    response = Response(error.as_dict(), status=error.http_status)
+    response = Response(error_body(error), status=error.http_status)
     if error.retry_after:
         response["Retry-After"] = str(error.retry_after)
     return response
@@ -74,7 +86,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
 
 def json_error(error: SmsServiceError) -> JsonResponse:
     """The same envelope for plain Django views (404 catch-all, webhooks)."""
-    response = JsonResponse(error.as_dict(), status=error.http_status,
+    response = JsonResponse(error_body(error), status=error.http_status,
                             json_dumps_params={"ensure_ascii": False})
     response["Content-Type"] = JSON_CONTENT_TYPE
     return response

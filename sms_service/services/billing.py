@@ -34,6 +34,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Case, F, Sum, Value, When
 from django.db.models.functions import Greatest, Round, TruncDate
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from .. import caching, segments, sql
 from ..conf import app_settings
@@ -160,7 +161,7 @@ def quote(*, app: App, phone: PhoneNumber, channel: str, text: str) -> Quote:
 def to_money(value: Any) -> Decimal:
     """A Decimal with 4 places from user input; refuses floats, NaN and overflow."""
     if isinstance(value, float | bool):
-        raise InvalidParameterError("Amounts must be given as decimal strings.")
+        raise InvalidParameterError(gettext_noop("Amounts must be given as decimal strings."))
     try:
         amount = Decimal(str(value).strip())
     except (InvalidOperation, ValueError) as exc:
@@ -348,7 +349,7 @@ def top_up(
     repeated call returns the first entry instead of adding again."""
     value = to_money(amount)
     if value <= 0:
-        raise InvalidParameterError("A top-up must be a positive amount.")
+        raise InvalidParameterError(gettext_noop("A top-up must be a positive amount."))
     return _credit_or_debit(
         app=app,
         kind=LedgerKind.TOP_UP,
@@ -366,7 +367,7 @@ def adjust(
     the balance raises :class:`InsufficientBalanceError`."""
     value = to_money(amount)
     if value == 0:
-        raise InvalidParameterError("An adjustment must not be zero.")
+        raise InvalidParameterError(gettext_noop("An adjustment must not be zero."))
     return _credit_or_debit(
         app=app,
         kind=LedgerKind.ADJUSTMENT,
@@ -381,7 +382,7 @@ def refund(*, message: Message, reason: str, actor: Any = None) -> LedgerEntry:
     """Give back what a charged message cost (once per message, audited)."""
     charge = LedgerEntry.objects.filter(message=message, kind=LedgerKind.CHARGE).first()
     if charge is None:
-        raise InvalidParameterError("Only a charged message can be refunded.")
+        raise InvalidParameterError(gettext_noop("Only a charged message can be refunded."))
     reason = _reason(reason)
     try:
         with transaction.atomic():
@@ -398,7 +399,7 @@ def refund(*, message: Message, reason: str, actor: Any = None) -> LedgerEntry:
             )
             _rearm_balance_alert(app_pk=message.app_id)
     except IntegrityError:
-        raise InvalidParameterError("This message was refunded already.") from None
+        raise InvalidParameterError(gettext_noop("This message was refunded already.")) from None
     return entry
 
 
@@ -413,7 +414,7 @@ def _credit_or_debit(
 ) -> LedgerEntry:
     reason = _reason(reason)
     if len(idempotency_key) > 64:
-        raise InvalidParameterError("The idempotency key is longer than 64 characters.")
+        raise InvalidParameterError(gettext_noop("The idempotency key is longer than 64 characters."))
     try:
         with transaction.atomic():
             rows = App.objects.filter(pk=app.pk)
@@ -442,7 +443,7 @@ def _credit_or_debit(
 def _reason(reason: str) -> str:
     reason = (reason or "").strip()
     if not reason:
-        raise InvalidParameterError("A reason is required for the audit trail.")
+        raise InvalidParameterError(gettext_noop("A reason is required for the audit trail."))
     return reason[:1000]
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from .. import signals, templating
 from ..adapter import get_adapter
@@ -72,7 +73,7 @@ def request_sms(*, app: App, request: SmsRequest, is_master: bool = False) -> Me
     name, op = _label(request.name, "name"), _label(request.op, "op")
     variables = _variables(request.variables)
     if channel == Channel.VOICE and template_name:
-        raise InvalidParameterError("A voice verification code cannot use a template.")
+        raise InvalidParameterError(gettext_noop("A voice verification code cannot use a template."))
     if channel == Channel.VOICE:
         # A call reads the digits only: no template, no signature (R-CODE-7).
         resolved = content.ResolvedContent(signature=None, version=None,
@@ -152,10 +153,10 @@ def _ttl(value: object) -> int:
     if value is None or value == "":
         return app_settings.CODE_TTL_MINUTES
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise InvalidParameterError("ttl must be a whole number of minutes.")
+        raise InvalidParameterError(gettext_noop("ttl must be a whole number of minutes."))
     if isinstance(value, str):
         if not (value.isascii() and value.isdigit()) or len(value) > 4:
-            raise InvalidParameterError("ttl must be a whole number of minutes.")
+            raise InvalidParameterError(gettext_noop("ttl must be a whole number of minutes."))
         value = int(value)
     if not 1 <= value <= app_settings.CODE_MAX_TTL_MINUTES:
         raise InvalidParameterError(

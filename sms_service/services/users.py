@@ -45,6 +45,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from .. import signals
 from ..adapter import get_adapter
@@ -162,7 +163,7 @@ def create_member(*, app: App, username: object, password: str | None = None,
     if object_id is not None and (
         not isinstance(object_id, str) or not re.fullmatch(r"[A-Za-z0-9]{1,32}", object_id)
     ):
-        raise InvalidParameterError("objectId must be 1-32 letters or digits.")
+        raise InvalidParameterError(gettext_noop("objectId must be 1-32 letters or digits."))
     return _create(app=app, username=username, password=password, email=email,
                    phone=number, phone_verified=phone_verified,
                    email_verified=email_verified, extra=fields, object_id=object_id,
@@ -321,6 +322,17 @@ def get_member(*, app: App, object_id: object) -> AppUser:
     return member
 
 
+def member_for_user(*, app: App, user: Any, required: bool = False) -> AppUser | None:
+    """The membership in ``app`` of a host-project user (the logged-in user of the
+    bundled pages), or None; with ``required``, 211 instead of None."""
+    member = None
+    if user is not None and user.is_authenticated:
+        member = AppUser.objects.select_related("user").filter(app=app, user=user).first()
+    if member is None and required:
+        raise UserNotFoundError()
+    return member
+
+
 # --- logging in --------------------------------------------------------------------------
 
 
@@ -367,7 +379,7 @@ def request_login_code(*, app: App, phone: object, validate_token: object = None
     _take_ip(client_ip)
     number = parse_phone(phone).e164
     if not app.allow_sms_login:
-        raise OperationForbiddenError("SMS-code login is not enabled for this app.")
+        raise OperationForbiddenError(gettext_noop("SMS-code login is not enabled for this app."))
     member = get_adapter().get_member_by_phone(app=app, phone=number)
     if member is None:
         return _conceal(PhoneNumberNotFoundError())
@@ -383,7 +395,7 @@ def login_with_code(*, app: App, phone: object, code: object,
     _take_ip(client_ip)
     number = parse_phone(phone).e164
     if not app.allow_sms_login:
-        raise OperationForbiddenError("SMS-code login is not enabled for this app.")
+        raise OperationForbiddenError(gettext_noop("SMS-code login is not enabled for this app."))
     member = get_adapter().get_member_by_phone(app=app, phone=number)
     account = _account("phone", number, member)
     _check_lock(app=app, account=account)
@@ -428,7 +440,7 @@ def signup_or_login_by_code(*, app: App, phone: object, code: object,
     member = get_adapter().get_member_by_phone(app=app, phone=number)
     if member is not None:
         if not app.allow_sms_login:
-            raise OperationForbiddenError("SMS-code login is not enabled for this app.")
+            raise OperationForbiddenError(gettext_noop("SMS-code login is not enabled for this app."))
         if not member.phone_verified:
             raise PhoneNumberNotVerifiedError()
         if not member.user.is_active:

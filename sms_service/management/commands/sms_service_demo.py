@@ -30,8 +30,10 @@ class Command(BaseCommand):
                                     else {"name": DEMO_APP_NAME})).first()
         if app is None:
             app = tenants.create_app(name=DEMO_APP_NAME, company_name="Demo Company Ltd",
-                                     owner_email="owner@example.com",
-                                     app_id=site_app_id or None)
+                                  owner_email="owner@example.com",
+                                  app_id=site_app_id or None)
+            if site_app_id:  # the demo's account pages show logging in by code too
+                app = tenants.update_app(app=app, changes={"allow_sms_login": "true"})
         # The seed approves its own content: no decision emails to the demo owner.
         with override_settings(EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend"):
             content.seed_demo_content(app)
