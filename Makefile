@@ -16,6 +16,9 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# The example project's development mode (zero configuration); without
+# DJANGO_DEBUG=1 it is in production mode and wants its environment.
+demo: export DJANGO_DEBUG = 1
 demo: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py sms_service_demo
@@ -29,10 +32,10 @@ lint: install
 	$(BIN)/ruff check sms_service tests example_project benchmarks
 
 migrations-check: install
-	$(BIN)/python manage.py makemigrations sms_service --check --dry-run
+	DJANGO_DEBUG=1 $(BIN)/python manage.py makemigrations sms_service --check --dry-run
 
 worker: install
-	$(BIN)/celery -A example_project worker -l info
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/celery -A example_project worker -l info
 
 clean:
 	rm -rf $(VENV) .venv-sdk tests/sdk/js/node_modules var

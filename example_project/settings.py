@@ -1,15 +1,30 @@
 """Settings of the example project.
 
-Runs with zero configuration (SQLite, locmem cache, eager Celery, console SMS
-backend). The environment switches each piece to a real service:
+Production mode is the default: with ``DJANGO_DEBUG`` unset or ``0`` the
+settings refuse to load (ImproperlyConfigured, naming what is missing) unless
+the environment gives a secret key of its own, the allowed hosts and every
+service, so a missing variable never silently means SQLite, a process-local
+cache, eager Celery or the public example key:
 
-DATABASE_URL       e.g. postgres://postgres@127.0.0.1:5432/sms
-CELERY_BROKER_URL  e.g. redis://127.0.0.1:6379/0 or amqp://guest:guest@127.0.0.1:5672//
-CACHE_URL          e.g. redis://127.0.0.1:6379/1 (REDIS_URL is read too)
-SMS_BACKEND        dotted path of the SMS backend class
-SMS_FILE_PATH      directory for sms_service.backends.file.FileBackend
-SMS_PUBLIC_URL     public base URL (delivery-receipt callbacks)
-SMS_SITE_APP_ID    app id the account pages at /accounts/phone/ use
+DJANGO_SECRET_KEY     a long random string (never the example key)
+DJANGO_ALLOWED_HOSTS  comma-separated host names, e.g. sms.example.com
+DATABASE_URL          e.g. postgres://postgres@127.0.0.1:5432/sms
+CACHE_URL             e.g. redis://127.0.0.1:6379/1 (REDIS_URL is read too)
+CELERY_BROKER_URL     e.g. redis://127.0.0.1:6379/0 or amqp://guest:guest@127.0.0.1:5672//
+
+``DJANGO_DEBUG=1`` (what ``make demo`` sets) is the development mode: it runs
+with zero configuration (SQLite, locmem cache, eager Celery, console SMS backend)
+and each variable above switches one piece to a real service.
+
+Optional in both modes:
+
+SMS_BACKEND           dotted path of the SMS backend class (console by default)
+SMS_FILE_PATH         directory for sms_service.backends.file.FileBackend
+SMS_PUBLIC_URL        public base URL (delivery-receipt callbacks)
+SMS_SITE_APP_ID       app id the account pages at /accounts/phone/ use
+DJANGO_HSTS_SECONDS   Strict-Transport-Security max-age in production (3600)
+DJANGO_SSL_REDIRECT   redirect plain HTTP to HTTPS in production (1)
+DJANGO_HSTS_INCLUDE_SUBDOMAINS, DJANGO_HSTS_PRELOAD   1 to extend HSTS (0)
 """
 
 import os
@@ -18,6 +33,7 @@ from pathlib import Path
 
 import dj_database_url
 from corsheaders.defaults import default_headers
+from django.core.exceptions import ImproperlyConfigured
 
 from sms_service.cors import LEANCLOUD_HEADERS
 
@@ -26,9 +42,35 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 (BASE_DIR / "var").mkdir(exist_ok=True)
 env = os.environ.get
 
-SECRET_KEY = env("DJANGO_SECRET_KEY", "example-project-insecure-key-change-me")
-DEBUG = env("DJANGO_DEBUG", "1") == "1"
-ALLOWED_HOSTS = env("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
+#: The key of the development mode; production refuses it.
+EXAMPLE_SECRET_KEY = "example-project-insecure-key-change-me"
+DEBUG = env("DJANGO_DEBUG", "0") == "1"
+SECRET_KEY = env("DJANGO_SECRET_KEY") or (EXAMPLE_SECRET_KEY if DEBUG else "")
+ALLOWED_HOSTS = [
+    host.strip()
+    for host in env("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "").split(",")
+    if host.strip()
+]
+if not DEBUG:
+    _missing = [
+        name
+        for name, value in (
+            ("DJANGO_SECRET_KEY", SECRET_KEY != EXAMPLE_SECRET_KEY and SECRET_KEY),
+            ("DJANGO_ALLOWED_HOSTS", ALLOWED_HOSTS),
+            ("DATABASE_URL", env("DATABASE_URL")),
+            ("CACHE_URL", env("CACHE_URL") or env("REDIS_URL")),
+            ("CELERY_BROKER_URL", env("CELERY_BROKER_URL")),
+        )
+        if not value
+    ]
+    if _missing:
+        raise ImproperlyConfigured(
+            "Production mode (DJANGO_DEBUG is not 1) needs these environment variables: "
+            + ", ".join(_missing)
+            + ". DJANGO_SECRET_KEY must be your own (not the example key): it keys the "
+            "code digests and the message encryption. For a local try-out set "
+            "DJANGO_DEBUG=1 (make demo does)."
+        )
 ROOT_URLCONF = "example_project.urls"
 WSGI_APPLICATION = "example_project.wsgi.application"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -111,9 +153,11 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULE = {
+    # Every 10 s: a code whose worker died before calling the provider goes out
+    # again within STUCK_CLAIMED_AFTER_SECONDS plus this (a user waits for it).
     "sms-redispatch-stuck": {
         "task": "sms_service.tasks.redispatch_stuck_messages",
-        "schedule": timedelta(minutes=1),
+        "schedule": timedelta(seconds=10),
     },
     "sms-poll-delivery-statuses": {
         "task": "sms_service.tasks.poll_delivery_statuses",
@@ -154,6 +198,19 @@ SPECTACULAR_SETTINGS = {
 }
 
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+
+if not DEBUG:
+    # Behind the TLS-terminating proxy of the README (it sets X-Forwarded-Proto and
+    # strips any copy sent by the client): `manage.py check --deploy` passes.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env("DJANGO_SSL_REDIRECT", "1") == "1"
+    SECURE_HSTS_SECONDS = int(env("DJANGO_HSTS_SECONDS", "3600"))
+    # Domain-wide promises, so off unless you say so (check --deploy warns
+    # security.W005 / W021 until then).
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env("DJANGO_HSTS_INCLUDE_SUBDOMAINS", "0") == "1"
+    SECURE_HSTS_PRELOAD = env("DJANGO_HSTS_PRELOAD", "0") == "1"
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
 
 LOGGING = {
     "version": 1,

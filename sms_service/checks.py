@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -56,6 +57,8 @@ def check_adapter(app_configs=None, **kwargs):
                 id="sms_service.E010",
             ))
     return errors
+
+logger = logging.getLogger(__name__)
 
 
 @register(Tags.compatibility)
@@ -113,6 +116,50 @@ def check_settings(app_configs=None, **kwargs):
             id="sms_service.W001",
         ))
     return errors
+
+
+@register(Tags.compatibility)
+def check_broker(app_configs=None, **kwargs):
+    """The Celery broker's transport must import (its client library and what that
+    imports): otherwise every send answers 200 and stays ``queued``."""
+    if not app_settings.ASYNC:
+        return []
+    errors = []
+    for url in _broker_urls():
+        scheme = url.split("://", 1)[0]
+        try:
+            from kombu import Connection
+
+            # Building the transport imports its module and client library;
+            # nothing connects.
+            Connection(url).transport  # noqa: B018
+        except Exception as exc:
+            errors.append(Error(
+                f"The Celery broker transport {scheme!r} cannot be loaded: "
+                f"{type(exc).__name__}: {exc}",
+                hint="Install the package's extra for your broker, e.g. "
+                     "pip install 'django-sms-service[redis]' for redis:// brokers.",
+                id="sms_service.E018",
+            ))
+    return errors
+
+
+def _broker_urls() -> list[str]:
+    """The broker addresses of the settings and of the current Celery app."""
+    from celery import current_app
+
+    urls = [getattr(settings, "CELERY_BROKER_URL", "") or ""]
+    try:
+        urls.append(current_app.conf.broker_write_url or current_app.conf.broker_url or "")
+    except Exception:  # an unconfigured Celery app: the settings tell enough
+        logger.debug("no broker URL from the current Celery app", exc_info=True)
+    found: list[str] = []
+    for entry in urls:
+        for url in str(entry).split(";"):  # kombu's fail-over list
+            url = url.strip()
+            if "://" in url and url not in found:
+                found.append(url)
+    return found
 
 
 def _check_twilio(backends: dict) -> list:

@@ -64,7 +64,16 @@ DEFAULTS: dict[str, Any] = {
     "MAX_RETRIES": 5,
     "RETRY_BACKOFF_MAX": 600,
     "STUCK_QUEUED_AFTER_SECONDS": 300,
-    "STUCK_SENDING_AFTER_SECONDS": 900,
+    # A claimed message whose provider call has not started after this long was
+    # abandoned (its worker died): it is sent again.
+    "STUCK_CLAIMED_AFTER_SECONDS": 10,
+    # A message whose provider call started this long ago without an outcome
+    # (its worker died mid-call) becomes "unknown". Keep it above every
+    # backend's request timeout (Twilio: 3.05 + 10 s).
+    "STUCK_SENDING_AFTER_SECONDS": 60,
+    # An "unknown" verification code is looked up at the provider (backends that
+    # can) this long after its call started; sent again if the provider has none.
+    "RESOLVE_UNKNOWN_AFTER_SECONDS": 10,
     # Maximum length of a final message in characters (R-BILL-1).
     "MAX_MESSAGE_LENGTH": 400,
     # Longest accepted template variable value, in characters.

@@ -95,6 +95,18 @@ class InternalError(SmsServiceError):
     http_status = 500
 
 
+class DatabaseUnavailableError(SmsServiceError):
+    """The database cannot be reached (a restart, a fail-over): HTTP 503 with
+    LeanCloud's code 1 and Retry-After; nothing was written."""
+
+    http_status = 503
+    default_message = "The service is temporarily unavailable, please retry later."
+
+    def __init__(self, message: str | None = None, **kwargs):
+        kwargs.setdefault("retry_after", 1)
+        super().__init__(message, **kwargs)
+
+
 class MalformedJsonError(SmsServiceError):
     code = ErrorCode.MALFORMED_JSON
     default_message = gettext_noop("Malformed json object. A json dictionary is expected.")

@@ -23,7 +23,8 @@ def deliver_message(self, message_id: int) -> str:
 
 @shared_task(ignore_result=True)
 def redispatch_stuck_messages() -> dict[str, int]:
-    """Periodic: re-send rows a broker outage left in ``queued``."""
+    """Periodic (every few seconds): re-send rows a broker outage left in
+    ``queued`` and claims a dead worker abandoned; settle unknown codes."""
     return outbox.redispatch_stuck()
 
 

@@ -22,6 +22,23 @@ def _clean_outbox_and_cache():
     locmem.outbox.clear()
 
 
+#: Lines the reliability suite reports; printed at the end of the run.
+_FIGURES: list[str] = []
+
+
+@pytest.fixture
+def figures() -> list[str]:
+    """Append a line to print under "reliability figures" after the run."""
+    return _FIGURES
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _FIGURES:
+        terminalreporter.section("reliability figures")
+        for line in _FIGURES:
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture
 def draw_codes(settings):
     """``draw_codes("111111", "222222")``: the next codes the adapter generates."""

@@ -38,9 +38,11 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "fake-twilio-auth-token"
@@ -157,6 +159,7 @@ class FakeTwilio:
             "to": form.get("To"),
             "from": form.get("From"),
             "status": "queued",
+            "date_created": format_datetime(datetime.now(UTC)),
             "error_code": None,
             "error_message": None,
         }
@@ -204,7 +207,7 @@ class _Handler(BaseHTTPRequestHandler):
         )
         fault = self.fake._record(recorded)
 
-        match = _PATH_RE.match(self.path)
+        match = _PATH_RE.match(urlsplit(self.path).path)
         if not match:
             return self._error(404, 20404, "The requested resource was not found")
         if recorded.auth != (self.fake.account_sid, self.fake.auth_token) or (
@@ -226,6 +229,8 @@ class _Handler(BaseHTTPRequestHandler):
             if fault.kind == "no_sid":
                 return self._json(201, {"status": "queued"})
 
+        if method == "GET" and match["sid"] is None:
+            return self._list(match["resource"])
         if method == "GET":
             item = self.fake.resources.get(match["sid"] or "")
             if item is None or match["sid"] is None:
@@ -250,6 +255,18 @@ class _Handler(BaseHTTPRequestHandler):
             # Accept-then-timeout: Twilio has the message, the client hears nothing.
             self.fake.stopping.wait(fault.options.get("seconds", 2.0))
         self._json(201, item)
+
+    def _list(self, resource: str) -> None:
+        query = parse_qs(urlsplit(self.path).query)
+        to = query.get("To", [None])[0]
+        prefix = "CA" if resource == "Calls" else "SM"
+        with self.fake._lock:
+            items = [dict(item) for sid, item in self.fake.resources.items()
+                     if sid.startswith(prefix) and (to is None or item["to"] == to)]
+        items.reverse()  # newest first, as Twilio lists
+        page_size = int(query.get("PageSize", ["50"])[0])
+        self._json(200, {resource.lower(): items[:page_size], "page": 0,
+                         "page_size": page_size})
 
     # --- replies -----------------------------------------------------------------
 

@@ -115,5 +115,23 @@ if os.environ.get("SMS_TEST_BACKEND") == "file":
             "OPTIONS": {"PATH": os.environ["SMS_FILE_PATH"]},
         }
     }
+if os.environ.get("SMS_TEST_BACKEND") == "slowfile":
+    SMS_SERVICE["BACKENDS"] = {
+        "default": {
+            "BACKEND": "tests.provider_delay.SlowFileBackend",
+            "OPTIONS": {"PATH": os.environ["SMS_FILE_PATH"]},
+        }
+    }
+if os.environ.get("SMS_TEST_LOAD") == "1":
+    # A load generator on one address sending to many numbers: only the
+    # per-number limits stay.
+    SMS_SERVICE["RATE_LIMITS"] = {
+        "app_number_interval": 10,
+        "signature_number_interval": 60,
+        "signature_number_daily": {"verification": 10, "notification": 15, "marketing": 15},
+        "voice": [(30, 1), (3600, 3), (86400, 5)],
+        "ip": [(60, 10**6)],
+        "prefix": [(3600, 10**6)],
+    }
 if os.environ.get("CELERY_TASK_ALWAYS_EAGER") == "0":
     CELERY_TASK_ALWAYS_EAGER = False

@@ -158,8 +158,10 @@ def test_redispatch_leaves_fresh_and_scheduled_rows_alone(message):
 
 
 def test_abandoned_sending_rows_become_unknown(message):
+    # The provider call had started: the provider may have the message.
     Message.objects.filter(pk=message.pk).update(
-        status=MessageStatus.SENDING, updated_at=timezone.now() - timedelta(hours=1)
+        status=MessageStatus.SENDING, updated_at=timezone.now() - timedelta(hours=1),
+        call_started_at=timezone.now() - timedelta(hours=1),
     )
     assert outbox.redispatch_stuck() == {"requeued": 0, "unknown": 1}
     message.refresh_from_db()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django import db
 from django.http import Http404, JsonResponse
 from django.utils.translation import gettext
 from rest_framework import exceptions as drf
@@ -12,6 +13,7 @@ from rest_framework.response import Response
 
 from ..conf import app_settings
 from ..exceptions import (
+    DatabaseUnavailableError,
     InternalError,
     MalformedJsonError,
     MasterKeyRequiredError,
@@ -47,6 +49,10 @@ def _translate(exc: Exception) -> SmsServiceError | None:
         from ..exceptions import InvalidParameterError
 
         return InvalidParameterError(_first_message(exc.detail))
+    if isinstance(exc, (db.OperationalError, db.InterfaceError)):
+        # The transaction rolled back with the connection: nothing was written.
+        logger.warning("database unavailable: %s", exc)
+        return DatabaseUnavailableError()
     return None
 
 

@@ -204,6 +204,16 @@ class BaseSmsBackend:
         """Ask the provider for a message's status; None when it cannot tell."""
         return None
 
+    #: Whether :meth:`find_sent` can tell if the provider has a message.
+    can_find_sent: ClassVar[bool] = False
+
+    def find_sent(self, message: OutgoingMessage, *, since: datetime) -> SendResult | None:
+        """Look ``message`` up at the provider after an ambiguous send (the call
+        started at ``since``): its result when the provider has it, None when it
+        certainly has not. Raise ProviderTemporaryError when it cannot tell now.
+        Only called when :attr:`can_find_sent` is true."""
+        raise NotImplementedError(f"{self.provider_name} cannot look messages up")
+
     def option(self, name: str, default: Any = ..., *, required: bool = False) -> Any:
         """An option from ``BACKENDS[alias]["OPTIONS"]``; names the key when missing."""
         if name in self.options:

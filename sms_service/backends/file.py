@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +45,13 @@ class FileBackend(BaseSmsBackend):
 
     def parse_response(self, message: OutgoingMessage, payload: Any, response: str) -> SendResult:
         return SendResult(provider_message_id=f"file-{response}", status=DeliveryStatus.DELIVERED)
+
+    can_find_sent = True
+
+    def find_sent(self, message: OutgoingMessage, *, since: datetime) -> SendResult | None:
+        """The directory is the provider's record: a document of this message
+        (written, then renamed into place, so never half there)."""
+        for path in sorted(self.path.glob(f"*-{message.message_id}-*.json")):
+            if json.loads(path.read_text(encoding="utf-8")).get("message_id") == message.message_id:
+                return self.parse_response(message, None, path.stem)
+        return None

@@ -35,6 +35,8 @@ import hmac
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit, urlunsplit
 from xml.sax.saxutils import escape, quoteattr
@@ -503,6 +505,57 @@ class TwilioBackend(BaseSmsBackend):
             raw=_summary(body),
         )
 
+    # --- looking a message up after an ambiguous send --------------------------
+
+    can_find_sent = True
+
+    #: How far before the recorded start of the call a resource may be dated
+    #: (clock skew between this host and Twilio).
+    FIND_SENT_SKEW: ClassVar[timedelta] = timedelta(minutes=2)
+
+    def find_sent(self, message: OutgoingMessage, *, since: datetime) -> SendResult | None:
+        """List the messages (or calls) to ``message.to`` and find the one this
+        send created: made since the call started and, for SMS, with the same
+        text. Twilio creates the resource before it answers the POST, so a
+        listing made after the call ended shows it if Twilio took it.
+
+        The newest page (up to 50) is searched: a number gets a few codes an
+        hour at most under the sending limits.
+        """
+        resource = "Calls" if message.channel == "voice" else "Messages"
+        url = self._url(f"{resource}.json")
+        params = {"To": message.to, "PageSize": "50"}
+        try:
+            response = self.session.get(
+                url, params=params, timeout=self.timeout, allow_redirects=False
+            )
+        except requests.RequestException as exc:
+            if bad_url := self._bad_url_error(exc):
+                raise bad_url from exc
+            raise ProviderTemporaryError(f"cannot list Twilio {resource}: {exc}") from exc
+        if response.status_code != 200:
+            raise self._error_for_status(response)
+        body = _json_or_none(response)
+        items = body.get(resource.lower()) if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            raise ProviderTemporaryError(
+                f"Twilio {resource} list cannot be read", raw=response.text[:1000]
+            )
+        earliest = since - self.FIND_SENT_SKEW
+        for item in items:
+            if not isinstance(item, dict) or not isinstance(item.get("sid"), str):
+                continue
+            created = _parse_date(item.get("date_created"))
+            if created is None or created < earliest:
+                continue
+            if resource == "Messages" and item.get("body") != message.body:
+                continue
+            return SendResult(
+                provider_message_id=item["sid"], status=DeliveryStatus.ACCEPTED,
+                raw=_summary(item),
+            )
+        return None
+
     def _url(self, path: str) -> str:
         account = quote(self.account_sid, safe="")
         return f"{self.api_base_url}/{API_VERSION}/Accounts/{account}/{path}"
@@ -520,6 +573,16 @@ def _failed_before_sending(exc: requests.ConnectionError) -> bool:
         return True
     reason = exc.args[0] if exc.args else None
     return isinstance(reason, MaxRetryError)
+
+
+def _parse_date(value: Any) -> datetime | None:
+    """Twilio's dates: RFC 2822 (``Mon, 30 Nov 2026 02:00:00 +0000``)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _json_or_none(response: requests.Response) -> Any:

@@ -40,8 +40,21 @@ class MessageQuerySet(models.QuerySet):
         )
 
     def stuck_sending(self, older_than: datetime) -> MessageQuerySet:
-        """Rows claimed by a worker that never reported back (killed mid-send)."""
-        return self.filter(status=MessageStatus.SENDING, updated_at__lt=older_than)
+        """Rows whose provider call started and never reported back (a worker
+        killed mid-call): the provider may have the message."""
+        return self.filter(
+            status=MessageStatus.SENDING,
+            call_started_at__isnull=False,
+            updated_at__lt=older_than,
+        )
+
+    def abandoned_claims(self, older_than: datetime) -> MessageQuerySet:
+        """Rows claimed by a worker that died before calling the provider."""
+        return self.filter(
+            status=MessageStatus.SENDING,
+            call_started_at__isnull=True,
+            updated_at__lt=older_than,
+        )
 
 
 class Message(models.Model):
@@ -110,6 +123,13 @@ class Message(models.Model):
     error_code = models.CharField(_("error code"), max_length=64, blank=True)
     error_message = models.TextField(_("error message"), blank=True)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    call_started_at = models.DateTimeField(
+        _("provider call started"),
+        null=True,
+        blank=True,
+        help_text=_("Set just before the provider is called. A claimed message without "
+                    "it never reached the provider and can be sent again."),
+    )
     next_attempt_at = models.DateTimeField(
         _("next attempt"), null=True, blank=True, help_text=_("A retry is scheduled.")
     )

@@ -6,7 +6,13 @@ Status lifecycle::
                       -> delivered            (providers that are final at once)
                       -> failed               (provider refused the call)
                       -> unknown              (the call may have reached the provider)
-    sending -> queued                         (temporary error, retry scheduled)
+    sending -> queued                         (temporary error, retry scheduled;
+                                               a claim abandoned before the call)
+    unknown -> queued                         (the provider says it has no such
+                                               message: sent again)
+
+``call_started_at`` is set just before the provider is called, under the claim
+(see :mod:`sms_service.services.recovery`).
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from ..exceptions import (
     SmsServiceConfigurationError,
 )
 from ..models import FINAL_STATUSES, App, Message, MessageEvent, MessageStatus
-from . import billing
+from . import billing, recovery
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +51,7 @@ _TRANSITIONS: dict[str, frozenset[str]] = {
     MessageStatus.QUEUED: frozenset({MessageStatus.SENDING, MessageStatus.FAILED}),
     MessageStatus.SENDING: frozenset({MessageStatus.QUEUED, MessageStatus.ACCEPTED, MessageStatus.DELIVERED, MessageStatus.UNDELIVERED, MessageStatus.FAILED, MessageStatus.UNKNOWN}),
     MessageStatus.ACCEPTED: frozenset({MessageStatus.DELIVERED, MessageStatus.UNDELIVERED}),
-    MessageStatus.UNKNOWN: frozenset({MessageStatus.ACCEPTED, MessageStatus.DELIVERED, MessageStatus.UNDELIVERED, MessageStatus.FAILED}),
+    MessageStatus.UNKNOWN: frozenset({MessageStatus.ACCEPTED, MessageStatus.DELIVERED, MessageStatus.UNDELIVERED, MessageStatus.FAILED, MessageStatus.QUEUED}),
 }
 
 
@@ -135,7 +141,8 @@ def deliver(*, message_id: int) -> str:
     """
     now = timezone.now()
     claimed = Message.objects.filter(pk=message_id, status=MessageStatus.QUEUED).update(
-        status=MessageStatus.SENDING, attempts=F("attempts") + 1, updated_at=now, next_attempt_at=None
+        status=MessageStatus.SENDING, attempts=F("attempts") + 1, updated_at=now, next_attempt_at=None,
+        call_started_at=None,
     )
     if not claimed:
         return "skipped"
@@ -143,6 +150,8 @@ def deliver(*, message_id: int) -> str:
     record_event(message, f"attempt {message.attempts}", status=MessageStatus.SENDING)
     backend = get_backend(message.backend)
     outgoing = _outgoing(message)
+    if not recovery.start_call(message):
+        return "skipped"  # this claim was abandoned and given to another run
     try:
         result = backend.send(outgoing)
     except SendCancelled as exc:
@@ -198,9 +207,14 @@ def _handle_success(message: Message, provider: str, result: SendResult) -> None
     fields = {"provider": provider, "provider_message_id": result.provider_message_id,
               "sent_at": now, "payload": None}
     if status == MessageStatus.DELIVERED:
-        # Record acceptance first so billing sees the same path as a receipt.
-        transition(message, MessageStatus.ACCEPTED, description=f"accepted by {provider}", **fields)
-        transition(message, MessageStatus.DELIVERED, description=f"{provider} reports delivered")
+        # Record acceptance first so billing sees the same path as a receipt; both
+        # or neither (a worker killed in between would leave it awaiting a
+        # receipt that a final-at-once provider never sends).
+        with transaction.atomic():
+            transition(message, MessageStatus.ACCEPTED, description=f"accepted by {provider}",
+                       **fields)
+            transition(message, MessageStatus.DELIVERED,
+                       description=f"{provider} reports delivered")
     elif transition(message, MessageStatus.ACCEPTED, description=f"accepted by {provider}", **fields):
         # Receipts the provider posted before the id above was stored (issue 5).
         from .receipts import apply_held_receipts
@@ -216,7 +230,8 @@ def _handle_temporary(message: Message, exc: ProviderTemporaryError) -> bool:
         return False
     delay = retry_delay(message.attempts)
     transition(message, MessageStatus.QUEUED, description=f"temporary error, retry in {delay}s: {exc}",
-               error_message=str(exc), next_attempt_at=timezone.now() + timedelta(seconds=delay))
+               error_message=str(exc), next_attempt_at=timezone.now() + timedelta(seconds=delay),
+               call_started_at=None)
     exc.retry_after = delay
     return True
 
@@ -262,22 +277,28 @@ def _jsonable(raw: Any) -> Any:
 
 
 def redispatch_stuck() -> dict[str, int]:
-    """Re-enqueue messages stuck in ``queued`` and mark abandoned ``sending`` rows
-    ``unknown`` (they may have reached the provider: never resend blindly)."""
+    """Re-enqueue messages stuck in ``queued`` and claims abandoned before the
+    provider call; mark rows whose call started and never reported back
+    ``unknown`` (they may have reached the provider: never resend blindly), then
+    ask the provider about unknown verification codes (sent again only when it
+    has no such message). ``requeued`` counts every message sent again."""
     now = timezone.now()
     queued_cutoff = now - timedelta(seconds=app_settings.STUCK_QUEUED_AFTER_SECONDS)
     sending_cutoff = now - timedelta(seconds=app_settings.STUCK_SENDING_AFTER_SECONDS)
+    released = recovery.release_abandoned_claims(now=now)
     stuck = list(Message.objects.stuck_queued(queued_cutoff).values_list("pk", flat=True)[:1000])
     # Touch them first, in one statement, so the next pass does not send them again.
     Message.objects.filter(pk__in=stuck, status=MessageStatus.QUEUED).update(updated_at=now)
-    for message_id in stuck:
+    for message_id in released + stuck:
         _dispatch_now(message_id)
-    requeued = len(stuck)
     abandoned = 0
     for message in Message.objects.stuck_sending(sending_cutoff)[:1000]:
         if transition(message, MessageStatus.UNKNOWN, description="worker never reported back"):
             abandoned += 1
-    return {"requeued": requeued, "unknown": abandoned}
+    resent = recovery.resolve_unknown_codes(now=now)
+    for message_id in resent:
+        _dispatch_now(message_id)
+    return {"requeued": len(released) + len(stuck) + len(resent), "unknown": abandoned}
 
 
 def _dispatch_now(message_id: int) -> None:
