@@ -19,9 +19,9 @@ from django.utils import timezone
 
 from sms_service.backends import get_backend
 from sms_service.backends.locmem import outbox as sent
+from sms_service.crypto import encrypt
 from sms_service.models import Message, MessageStatus
 from sms_service.services import outbox
-from sms_service.crypto import encrypt
 from tests.billing_support import bill, funded_app, held, held_message
 from tests.fake_twilio import FakeTwilio, running_fake_twilio
 from tests.test_backend_twilio import TO_NUMBER, _options, sms

@@ -480,17 +480,7 @@ class TwilioBackend(BaseSmsBackend):
         url = self._url(
             f"{'Calls' if is_call else 'Messages'}/{provider_message_id}.json"
         )
-        try:
-            response = self._http().get(
-                url, timeout=self.timeout, allow_redirects=False
-            )
-        except requests.RequestException as exc:
-            if bad_url := self._bad_url_error(exc):
-                raise bad_url from exc
-            raise ProviderTemporaryError(f"cannot poll Twilio: {exc}") from exc
-        if response.status_code != 200:
-            raise self._error_for_status(response)
-        body = _json_or_none(response)
+        response, body = self._get(url, what="poll Twilio")
         if not isinstance(body, dict) or not isinstance(body.get("status"), str):
             raise ProviderTemporaryError(
                 "Twilio status reply cannot be read", raw=response.text[:1000]
@@ -525,17 +515,7 @@ class TwilioBackend(BaseSmsBackend):
         resource = "Calls" if message.channel == "voice" else "Messages"
         url = self._url(f"{resource}.json")
         params = {"To": message.to, "PageSize": "50"}
-        try:
-            response = self.session.get(
-                url, params=params, timeout=self.timeout, allow_redirects=False
-            )
-        except requests.RequestException as exc:
-            if bad_url := self._bad_url_error(exc):
-                raise bad_url from exc
-            raise ProviderTemporaryError(f"cannot list Twilio {resource}: {exc}") from exc
-        if response.status_code != 200:
-            raise self._error_for_status(response)
-        body = _json_or_none(response)
+        response, body = self._get(url, params=params, what=f"list Twilio {resource}")
         items = body.get(resource.lower()) if isinstance(body, dict) else None
         if not isinstance(items, list):
             raise ProviderTemporaryError(
@@ -555,6 +535,23 @@ class TwilioBackend(BaseSmsBackend):
                 raw=_summary(item),
             )
         return None
+
+    def _get(
+        self, url: str, *, what: str, params: dict[str, str] | None = None
+    ) -> tuple[requests.Response, Any]:
+        """A GET (safe to repeat): every transport failure is temporary, HTTP
+        errors map as for sending. Returns the response and its JSON (or None)."""
+        try:
+            response = self._http().get(
+                url, params=params, timeout=self.timeout, allow_redirects=False
+            )
+        except requests.RequestException as exc:
+            if bad_url := self._bad_url_error(exc):
+                raise bad_url from exc
+            raise ProviderTemporaryError(f"cannot {what}: {exc}") from exc
+        if response.status_code != 200:
+            raise self._error_for_status(response)
+        return response, _json_or_none(response)
 
     def _url(self, path: str) -> str:
         account = quote(self.account_sid, safe="")
