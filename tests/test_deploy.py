@@ -139,7 +139,12 @@ def test_slow_clients_do_not_freeze_the_documented_gunicorn(tmp_path):
         deadline = time.monotonic() + 60
         while True:
             try:
-                _connect(port).close()
+                warm = _connect(port)  # and load the app before the slow clients come
+                warm.settimeout(120)
+                warm.sendall(b"GET /1.1/warm-up HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                             b"Connection: close\r\n\r\n")
+                warm.recv(4096)
+                warm.close()
                 break
             except OSError:
                 assert proc.poll() is None, (tmp_path / "gunicorn.log").read_text()
@@ -153,7 +158,7 @@ def test_slow_clients_do_not_freeze_the_documented_gunicorn(tmp_path):
             slow.append(sock)
         time.sleep(1)  # let the workers pick the slow requests up first
         normal = _connect(port)
-        normal.settimeout(20)
+        normal.settimeout(60)  # a bound on a loaded machine; sync workers never answer
         normal.sendall(b"GET /1.1/nothing-here HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                        b"Connection: close\r\n\r\n")
         reply = normal.recv(4096)
