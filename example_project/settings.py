@@ -175,6 +175,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "sms_service.tasks.settle_overdue_messages",
         "schedule": timedelta(hours=1),
     },
+    "sms-prune-phone-users": {
+        "task": "sms_service.tasks.prune_phone_users",
+        "schedule": timedelta(hours=1),
+    },
 }
 
 _backend = env("SMS_BACKEND", "sms_service.backends.console.ConsoleBackend")

@@ -156,6 +156,9 @@ DEFAULTS: dict[str, Any] = {
     "CHANGE_PHONE_TTL_MINUTES": 6,
     # Largest JSON size (bytes) of a member's other fields.
     "MAX_USER_FIELDS_BYTES": 16384,
+    # Revoked sessions stay listed in the admin this many days, then the periodic
+    # prune_phone_users task deletes them.
+    "REVOKED_SESSIONS_KEEP_DAYS": 30,
     # --- end of phone users block -------------------------------------------------
     # --- Bundled account pages (sms_service.accounts) -----------------------------
     # App id of the app whose signatures, templates, limits, account options and

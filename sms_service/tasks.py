@@ -61,3 +61,11 @@ def expire_verification_codes() -> int:
     from .services import codes
 
     return codes.expire_codes()
+
+
+@shared_task(ignore_result=True)
+def prune_phone_users() -> dict[str, int]:
+    """Periodic: drop finished login-failure counts and long-revoked sessions."""
+    from .services import users
+
+    return users.prune()

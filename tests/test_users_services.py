@@ -120,3 +120,37 @@ def test_a_host_user_in_two_apps_outlives_one_membership(app):
     users.delete_member(member=member)
     assert Member.objects.filter(user=member.user).count() == 1
     member.user.refresh_from_db()  # still there
+
+
+def test_prune_keeps_live_locks_and_recent_sessions(app, clock):
+    from datetime import timedelta
+
+    from sms_service.exceptions import PasswordMismatchError
+    from sms_service.models import LoginLockout, UserSession
+    from sms_service.tasks import prune_phone_users
+
+    member = users.create_member(app=app, username="a", password="pw")
+    for name in ("a", "nobody"):
+        with pytest.raises((PasswordMismatchError, UserNotFoundError)):
+            users.login_with_password(app=app, username=name, password="wrong")
+    for _ in range(5):
+        with pytest.raises(PasswordMismatchError):
+            users.login_with_password(app=app, username="a", password="wrong")
+    token = users.start_session(member=member)
+    users.end_sessions(member=member)
+    users.start_session(member=member)
+
+    clock.shift(timedelta(minutes=16))
+    # "a" fails again now (its lock is over: a new window starts); the single
+    # failure of "nobody" is over and goes.
+    with pytest.raises(PasswordMismatchError):
+        users.login_with_password(app=app, username="a", password="wrong")
+    assert prune_phone_users() == {"lockouts": 1, "sessions": 0}
+    assert list(LoginLockout.objects.values_list("account", flat=True)) == [
+        f"member:{member.object_id}"]
+
+    clock.shift(timedelta(days=31))
+    assert prune_phone_users() == {"lockouts": 1, "sessions": 1}
+    assert UserSession.objects.filter(revoked_at__isnull=True).count() == 1
+    with pytest.raises(UserNotFoundError):
+        users.member_for_session(app=app, token=token)

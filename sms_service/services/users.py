@@ -721,6 +721,19 @@ def unlock(*, lockouts) -> int:
     return count
 
 
+def prune(*, now: datetime | None = None) -> dict[str, int]:
+    """Periodic hygiene: failure counts whose window and lock are over, and
+    sessions revoked more than ``REVOKED_SESSIONS_KEEP_DAYS`` ago."""
+    now = now or timezone.now()
+    window = timedelta(seconds=app_settings.LOGIN_LOCKOUT_SECONDS)
+    lockouts, _ = LoginLockout.objects.filter(
+        window_started_at__lte=now - window, last_failure_at__lte=now - window,
+    ).exclude(locked_until__gt=now).delete()
+    keep = timedelta(days=app_settings.REVOKED_SESSIONS_KEEP_DAYS)
+    sessions, _ = UserSession.objects.filter(revoked_at__lte=now - keep).delete()
+    return {"lockouts": lockouts, "sessions": sessions}
+
+
 def _logged_in(*, app: App, account: str, member: AppUser, method: str) -> None:
     LoginLockout.objects.filter(app=app, account=account).delete()
     signals.member_logged_in.send_robust(sender=AppUser, app=app, member=member,
