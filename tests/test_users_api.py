@@ -449,3 +449,38 @@ class TestIpLimits:
         assert int(refused["Retry-After"]) >= 1
         clock.shift(timedelta(seconds=61))
         assert lc.post("/1.1/login", {"username": "x", "password": "y"}).json()["code"] == 211
+
+
+class TestCodeLoginLockout:
+    def test_wrong_login_codes_count_towards_the_lockout(self, lc, app, signature, sms_login,
+                                                         outbox, clock):
+        app.signup_sends_verification = False
+        app.save()
+        data = signup(lc, mobilePhoneNumber=PHONE).json()
+        AppUser.objects.filter(object_id=data["objectId"]).update(phone_verified=True)
+        for _ in range(6):
+            clock.shift(timedelta(seconds=61))
+            lc.post("/1.1/requestLoginSmsCode", {"mobilePhoneNumber": PHONE})
+            code = code_sent_to(outbox, E164)
+            wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+            assert lc.post("/1.1/login", {"mobilePhoneNumber": PHONE,
+                                          "smsCode": wrong}).json()["code"] == 603
+        clock.shift(timedelta(seconds=61))
+        lc.post("/1.1/requestLoginSmsCode", {"mobilePhoneNumber": PHONE})
+        code = code_sent_to(outbox, E164)
+        locked = lc.post("/1.1/login", {"mobilePhoneNumber": PHONE, "smsCode": code})
+        assert locked.json()["code"] == 219
+        by_password = lc.post("/1.1/login", {"username": "alice", "password": "s3cret!"})
+        assert by_password.json()["code"] == 219
+
+
+class TestQueryCounts:
+    def test_session_lookup_and_login(self, lc, django_assert_max_num_queries):
+        alice = signup(lc).json()
+        lc.get("/1.1/users/me", **session(alice["sessionToken"]))  # the app is cached now
+        with django_assert_max_num_queries(1):
+            assert lc.get("/1.1/users/me", **session(alice["sessionToken"])).status_code == 200
+        # member, lockout check, new session, Django's update_last_login
+        with django_assert_max_num_queries(4):
+            assert lc.post("/1.1/login", {"username": "alice",
+                                          "password": "s3cret!"}).status_code == 200

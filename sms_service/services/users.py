@@ -360,7 +360,7 @@ def login_with_password(*, app: App, password: object, username: object = None,
         raise PasswordMissingError()
     member = AppUser.objects.select_related("user").filter(app=app, **lookup).first()
     account = _account(kind, value, member)
-    _check_lock(app=app, account=account)
+    had_failures = _check_lock(app=app, account=account)
     if member is None or not member.user.is_active:
         _login_failed(app=app, account=account, member=None)
         raise PasswordMismatchError() if app_settings.CONCEAL_ACCOUNTS else UserNotFoundError()
@@ -369,7 +369,8 @@ def login_with_password(*, app: App, password: object, username: object = None,
         raise PasswordMismatchError()
     if kind == "phone" and app.forbid_unverified_login and not member.phone_verified:
         raise PhoneNumberNotVerifiedError()
-    _logged_in(app=app, account=account, member=member, method="password")
+    _logged_in(app=app, account=account, member=member, method="password",
+               had_failures=had_failures)
     return member
 
 
@@ -398,7 +399,7 @@ def login_with_code(*, app: App, phone: object, code: object,
         raise OperationForbiddenError(gettext_noop("SMS-code login is not enabled for this app."))
     member = get_adapter().get_member_by_phone(app=app, phone=number)
     account = _account("phone", number, member)
-    _check_lock(app=app, account=account)
+    had_failures = _check_lock(app=app, account=account)
     if member is None or not member.user.is_active:
         _login_failed(app=app, account=account, member=None)
         raise InvalidCodeError() if app_settings.CONCEAL_ACCOUNTS else UserNotFoundError()
@@ -409,7 +410,8 @@ def login_with_code(*, app: App, phone: object, code: object,
     except InvalidCodeError:
         _login_failed(app=app, account=account, member=member)
         raise
-    _logged_in(app=app, account=account, member=member, method="sms_code")
+    _logged_in(app=app, account=account, member=member, method="sms_code",
+               had_failures=had_failures)
     return member
 
 
@@ -446,9 +448,10 @@ def signup_or_login_by_code(*, app: App, phone: object, code: object,
         if not member.user.is_active:
             raise UserNotFoundError()
         account = _account("phone", number, member)
-        _check_lock(app=app, account=account)
+        had_failures = _check_lock(app=app, account=account)
         _verify_signup_code(app=app, phone=number, code=code)
-        _logged_in(app=app, account=account, member=member, method="sms_code")
+        _logged_in(app=app, account=account, member=member, method="sms_code",
+                   had_failures=had_failures)
         return member, False
     username = clean_username(number if username in (None, "") else username)
     password = None if password in (None, "") else clean_password(password)
@@ -458,7 +461,7 @@ def signup_or_login_by_code(*, app: App, phone: object, code: object,
     member = _create(app=app, username=username, password=password, email=None,
                      phone=number, phone_verified=True, extra=fields, method="sms_code")
     _logged_in(app=app, account=_account("phone", number, member), member=member,
-               method="sms_code")
+               method="sms_code", had_failures=False)
     return member, True
 
 
@@ -679,15 +682,19 @@ def _account(kind: str, value: str, member: AppUser | None) -> str:
     return f"{kind}:{value}"[:200]
 
 
-def _check_lock(*, app: App, account: str) -> None:
+def _check_lock(*, app: App, account: str) -> bool:
+    """Raise 219 while the account is locked; True when it has failures on record
+    (which a successful login then clears)."""
     now = timezone.now()
-    until = (
-        LoginLockout.objects.filter(app=app, account=account, locked_until__gt=now)
-        .values_list("locked_until", flat=True)
-        .first()
-    )
-    if until is not None:
+    row = LoginLockout.objects.filter(app=app, account=account).values_list(
+        "locked_until", flat=True
+    )[:1]
+    if not row:
+        return False
+    until = row[0]
+    if until is not None and until > now:
         raise LoginLockedError(retry_after=max(1, math.ceil((until - now).total_seconds())))
+    return True
 
 
 def _login_failed(*, app: App, account: str, member: AppUser | None) -> None:
@@ -734,8 +741,10 @@ def prune(*, now: datetime | None = None) -> dict[str, int]:
     return {"lockouts": lockouts, "sessions": sessions}
 
 
-def _logged_in(*, app: App, account: str, member: AppUser, method: str) -> None:
-    LoginLockout.objects.filter(app=app, account=account).delete()
+def _logged_in(*, app: App, account: str, member: AppUser, method: str,
+               had_failures: bool) -> None:
+    if had_failures:
+        LoginLockout.objects.filter(app=app, account=account).delete()
     signals.member_logged_in.send_robust(sender=AppUser, app=app, member=member,
                                          method=method)
 
