@@ -179,6 +179,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "sms_service.tasks.prune_phone_users",
         "schedule": timedelta(hours=1),
     },
+    "sms-remove-stale-captchas": {
+        "task": "sms_service.tasks.remove_stale_captchas",
+        "schedule": timedelta(minutes=5),
+    },
 }
 
 _backend = env("SMS_BACKEND", "sms_service.backends.console.ConsoleBackend")

@@ -170,6 +170,13 @@ DEFAULTS: dict[str, Any] = {
     # through LocaleMiddleware), e.g. for browser clients showing them to people.
     "TRANSLATE_API_ERRORS": False,
     # --- end of pages block -------------------------------------------------------
+    # --- CAPTCHA ------------------------------------------------------------------
+    # Lifetime of a validate_token from verifyCaptcha, in seconds (single use).
+    "CAPTCHA_VALIDATE_TOKEN_TTL_SECONDS": 300,
+    # requestCaptcha calls per client IP: (seconds, count) windows. Every wrong
+    # answer spends its challenge, so this also bounds guessing.
+    "CAPTCHA_REQUESTS_PER_IP": [(60, 30), (3600, 300)],
+    # --- end of CAPTCHA block --------------------------------------------------------
 }
 
 #: Settings holding dotted paths, imported on access.

@@ -186,6 +186,32 @@ class TemplateRenderError(SmsServiceError):
 class ValidateTokenMissingError(SmsServiceError):
     code = ErrorCode.VALIDATE_TOKEN_MISSING
     default_message = gettext_noop("Missing validate token.")
+
+
+class InvalidValidateTokenError(SmsServiceError):
+    """A validate_token that is unknown (or another app's), used or expired: the
+    same number as a missing one, since the client's remedy is the same (solve a
+    new CAPTCHA); the message says which."""
+
+    code = ErrorCode.VALIDATE_TOKEN_MISSING
+    default_message = gettext_noop("Invalid validate token.")
+
+
+class InvalidCaptchaError(SmsServiceError):
+    """verifyCaptcha refused: wrong answer, or a challenge that is unknown, already
+    answered or expired. LeanCloud documents no number of its own for this; 603
+    is its "wrong, expired or reused code" (the client asks for a new one)."""
+
+    code = ErrorCode.INVALID_CODE
+    default_message = gettext_noop("Invalid captcha code.")
+
+
+class CaptchaImageNotFoundError(SmsServiceError):
+    code = ErrorCode.NOT_FOUND
+    http_status = 404
+    default_message = gettext_noop("Captcha not found or expired.")
+
+
 class MessageTooLongError(SmsServiceError):
     default_message = gettext_noop("The message is longer than the server's MAX_MESSAGE_LENGTH.")
 # --- Phone users (R-USER) ------------------------------------------------------------

@@ -69,3 +69,11 @@ def prune_phone_users() -> dict[str, int]:
     from .services import users
 
     return users.prune()
+
+
+@shared_task(ignore_result=True)
+def remove_stale_captchas() -> dict[str, int]:
+    """Periodic: delete expired CAPTCHA challenges and validate tokens."""
+    from .services import captcha
+
+    return captcha.remove_stale()

@@ -13,6 +13,7 @@ except under ``CI=true``, where a missing SDK is a failure.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import queue
@@ -24,7 +25,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import requests
 from django.utils import timezone
+from PIL import Image
 
 from sms_service.models import (
     App,
@@ -36,6 +39,7 @@ from sms_service.models import (
     VerificationCode,
 )
 from sms_service.services import users
+from tests.captcha_support import captcha_answer
 
 pytestmark = [pytest.mark.sdk, pytest.mark.django_db(transaction=True)]
 
@@ -432,6 +436,61 @@ def test_master_key_works_when_the_client_api_is_off(connect, app, signature, ou
     code = code_from(sent_to(outbox, PHONE_E164)[0])
     assert_error(client.verify_sms_code(PHONE, code), 119)
     assert master.verify_sms_code(PHONE, code) == {"ok": True}
+
+
+# --- CAPTCHA ---------------------------------------------------------------------------
+
+
+def test_captcha_gates_sending(connect, app, signature, outbox):
+    """Python ``cloud.request_captcha`` + ``verify_captcha`` +
+    ``request_sms_code(validate_token=...)``; JS ``AV.Captcha.request`` +
+    ``captcha.verify`` + ``requestSmsCode(..., {validateToken})``."""
+    app.require_captcha = True
+    app.save(update_fields=["require_captcha"])
+    sdk = connect(app)
+    assert_error(sdk.request_sms_code(PHONE), 608, "Missing validate token.")
+
+    challenge = sdk.call("request_captcha", width=100, height=50)
+    assert challenge["ok"], challenge
+    # The URL is absolute, on the server the SDK talks to, and loads like an
+    # <img> would: no LeanCloud headers.
+    image = requests.get(challenge["url"], timeout=COMMAND_TIMEOUT)
+    assert image.status_code == 200
+    assert image.headers["Content-Type"] == "image/png"
+    assert image.headers["Cache-Control"] == "no-store"
+    assert Image.open(io.BytesIO(image.content)).size == (100, 50)
+
+    answer = captcha_answer(challenge["token"]).upper()  # any case passes
+    verified = sdk.call("verify_captcha", token=challenge["token"], code=answer)
+    assert verified["ok"], verified
+    token = verified["validate_token"]
+
+    assert sdk.request_sms_code(PHONE, validate_token=token) == {"ok": True}
+    assert len(sent_to(outbox, PHONE_E164)) == 1
+    assert_error(sdk.request_sms_code("18600000001", validate_token=token), 608,
+                 "Invalid validate token: already used.")
+    assert len(outbox) == 1
+
+
+def test_captcha_wrong_answer_spends_the_challenge(client_sdk):
+    challenge = client_sdk.call("request_captcha")
+    answer = captcha_answer(challenge["token"])
+
+    assert_error(client_sdk.call("verify_captcha", token=challenge["token"], code=answer + "x"),
+                 603, "Invalid captcha code.")
+    assert_error(client_sdk.call("verify_captcha", token=challenge["token"], code=answer),
+                 603, "The captcha is unknown or has already been answered.")
+
+
+def test_captcha_size_and_ttl_need_the_master_key(connect, app, signature):
+    client = connect(app)
+    master = connect(app, master_key=app.master_key)
+
+    assert_error(client.call("request_captcha", size=5), 1,
+                 "size and ttl can only be set with the master key.")
+    challenge = master.call("request_captcha", size=6, ttl=30)
+    assert challenge["ok"], challenge
+    assert len(captcha_answer(challenge["token"])) == 6
 
 
 # --- Transport ----------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.urls import re_path
 
-from . import sms, status, users, views
+from . import captcha, sms, status, users, views
 
 
 def lc(route: str, view, name: str):
@@ -43,6 +43,9 @@ urlpatterns = [
     lc("requestChangePhoneNumber", users.RequestChangePhoneNumberView.as_view(),
        "request-change-phone-number"),
     lc("changePhoneNumber", users.ChangePhoneNumberView.as_view(), "change-phone-number"),
+    lc("requestCaptcha", captcha.RequestCaptchaView.as_view(), "request-captcha"),
+    lc("captchaImage", captcha.captcha_image, "captcha-image"),
+    lc("verifyCaptcha", captcha.VerifyCaptchaView.as_view(), "verify-captcha"),
     # Message status query (issue 5; not in LeanCloud's API).
     lc("sms/messages", status.MessageListView.as_view(), "sms-messages"),
 ]

@@ -1,6 +1,7 @@
 from ..delivery import FINAL_STATUSES, DeliveryStatus
 from .app import App, FixedCodeNumber
 from .billing import LedgerEntry, LedgerKind, Price, UnmatchedReceipt  # issue 5
+from .captcha import CaptchaChallenge, CaptchaValidateToken
 from .codes import CodePurpose, CodeStatus, VerificationCode
 from .content import ReviewStatus, Signature, Template, TemplateVersion
 from .messages import (
@@ -16,6 +17,8 @@ from .users import AppUser, LoginLockout, UserSession
 __all__ = [
     "App",
     "AppUser",
+    "CaptchaChallenge",
+    "CaptchaValidateToken",
     "Channel",
     "CodePurpose",
     "CodeStatus",

@@ -121,7 +121,11 @@ class App(models.Model):
     sms_enabled = models.BooleanField(
         _("SMS service"), default=True, help_text=_("Off: every SMS request fails (119).")
     )
-    captcha_enabled = models.BooleanField(_("CAPTCHA service"), default=True)
+    captcha_enabled = models.BooleanField(
+        _("CAPTCHA service"),
+        default=True,
+        help_text=_("Off: requestCaptcha and verifyCaptcha fail (119) and no image is served."),
+    )
 
     # SMS settings.
     sms_api_enabled = models.BooleanField(
@@ -133,7 +137,13 @@ class App(models.Model):
         ),
     )
     require_captcha = models.BooleanField(
-        _("require CAPTCHA before every SMS"), default=False
+        _("require CAPTCHA before every SMS"),
+        default=False,
+        help_text=_(
+            "Every sending call (requestSmsCode and the user endpoints that send) "
+            "needs a validate_token from verifyCaptcha (608 without one). The "
+            "master key is exempt. Needs the CAPTCHA service on."
+        ),
     )
     allow_international = models.BooleanField(
         _("allow international numbers"), default=False

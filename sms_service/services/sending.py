@@ -29,7 +29,7 @@ from ..exceptions import (
 )
 from ..models import App, Channel, CodePurpose, Message, MessageKind, MessageStatus
 from ..phone import PhoneNumber, parse_destination
-from . import billing, codes, content, outbox, ratelimit
+from . import billing, captcha, codes, content, outbox, ratelimit
 
 #: Attempts at drawing a verification code that no other number holds.
 _CODE_DRAWS = 5
@@ -64,6 +64,10 @@ class SmsRequest:
 def request_sms(*, app: App, request: SmsRequest, is_master: bool = False) -> Message:
     """Validate, rate limit, create and enqueue one message. Returns the message."""
     _check_switches(app=app, request=request, is_master=is_master)
+    if _given(request.validate_token):
+        # Before any rate-limit counter moves: a request without a live token
+        # must not use up the number's sending slots.
+        captcha.check_validate_token(app=app, token=request.validate_token)
     channel = _channel(request.sms_type)
     phone = parse_destination(request.phone, allow_international=app.allow_international,
                               channel=channel, allow_landline_voice=app.allow_voice_to_landlines)
@@ -116,6 +120,9 @@ def _commit(*, app, request, phone, channel, resolved, text, placeholder, quote,
             with_code, fixed) -> Message:
     """One transaction: the code, the message, the billing hold, the enqueue."""
     with transaction.atomic():
+        if _given(request.validate_token):
+            # Spent with the send: a send that fails leaves it unspent.
+            captcha.consume_validate_token(app=app, token=request.validate_token)
         code = ""
         if with_code:
             code = codes.issue_code(app=app, phone=phone.e164, purpose=request.purpose,
@@ -137,8 +144,12 @@ def _check_switches(*, app: App, request: SmsRequest, is_master: bool) -> None:
         raise OperationForbiddenError()
     if request.purpose == CodePurpose.GENERIC and not is_master and not app.sms_api_enabled:
         raise OperationForbiddenError()
-    if app.require_captcha and not is_master and not request.validate_token:
+    if app.require_captcha and not is_master and not _given(request.validate_token):
         raise ValidateTokenMissingError()
+
+
+def _given(value: object) -> bool:
+    return value is not None and value != ""
 
 
 def _channel(sms_type: object) -> str:

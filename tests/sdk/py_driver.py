@@ -14,6 +14,10 @@ Every later line on stdin is one command, answered by one line on stdout::
      "template": null, "sign": null, "params": {...}}
     {"op": "verify_sms_code", "phone": "...", "code": "123456"}
     {"op": "run_function", "name": "hello"}   (a path this server does not serve)
+    {"op": "request_captcha", "width": 100, "height": 50, "size": null, "ttl": null}
+        -> also "token", "url" (``cloud.request_captcha``)
+    {"op": "verify_captcha", "token": "...", "code": "abcd"}
+        -> also "validate_token" (``cloud.verify_captcha``)
 
 Phone users (``leancloud.User``; the SDK keeps
 the current user, and sends its session, between commands)::
@@ -37,7 +41,10 @@ Calls that log in answer
 ``{"ok": true, "user": {"objectId", "sessionToken", "username",
 "mobilePhoneNumber", "mobilePhoneVerified"}}``.
 
-Answer: ``{"ok": true}`` or ``{"ok": false, "code": <int>, "error": "..."}``.
+``request_sms_code`` also takes ``"validate_token"``.
+
+Answer: ``{"ok": true}`` (plus the fields above) or
+``{"ok": false, "code": <int>, "error": "..."}``.
 An exception that is not a LeanCloudError (for example a response that is not
 JSON) is reported as ``{"ok": false, "code": null, "crash": "<type>: <text>"}``.
 """
@@ -137,10 +144,11 @@ def run(command: dict) -> dict:
     from leancloud import cloud
 
     op = command.get("op")
+    answer: dict = {}
     try:
         if op == "request_sms_code":
             kwargs = {"sms_type": command.get("sms_type") or "sms"}
-            for name in ("template", "sign", "params"):
+            for name in ("template", "sign", "params", "validate_token"):
                 if command.get(name) is not None:
                     kwargs[name] = command[name]
             cloud.request_sms_code(command["phone"], **kwargs)
@@ -148,6 +156,13 @@ def run(command: dict) -> dict:
             cloud.verify_sms_code(command["phone"], command["code"])
         elif op == "run_function":
             cloud.run(command["name"])
+        elif op == "request_captcha":
+            kwargs = {name: command[name] for name in ("size", "width", "height", "ttl")
+                      if command.get(name) is not None}
+            captcha = cloud.request_captcha(**kwargs)
+            answer = {"token": captcha.token, "url": captcha.url}
+        elif op == "verify_captcha":
+            answer = {"validate_token": cloud.verify_captcha(command["code"], command["token"])}
         else:
             result = run_user(op, command)
             if result is None:
@@ -157,7 +172,7 @@ def run(command: dict) -> dict:
         return {"ok": False, "code": exc.code, "error": exc.error}
     except Exception as exc:  # reported, so the test shows what the SDK tripped on
         return {"ok": False, "code": None, "crash": f"{type(exc).__name__}: {exc}"}
-    return {"ok": True}
+    return {"ok": True, **answer}
 
 
 def main() -> int:

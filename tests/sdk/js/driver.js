@@ -11,6 +11,10 @@
  *    "template": "...", "sign": "...", "params": {...}}
  *   {"op": "verify_sms_code", "code": "123456", "phone": "..."}   (phone optional)
  *   {"op": "run_function", "name": "hello"}   (a path this server does not serve)
+ *   {"op": "request_captcha", "width": 100, "height": 50}
+ *       -> also "token", "url" (AV.Captcha.request)
+ *   {"op": "verify_captcha", "token": "...", "code": "abcd"}
+ *       -> also "validate_token" (captcha.verify on the AV.Captcha of that token)
  * phone users (AV.User keeps the current user, and sends its
  * session, between commands):
  *   {"op": "sign_up", "username", "password", "phone"}
@@ -29,7 +33,8 @@
  * Calls that log in answer
  * {"ok": true, "user": {objectId, sessionToken, username, mobilePhoneNumber,
  * mobilePhoneVerified}}.
- * answer: {"ok": true} or {"ok": false, "code": <AV.Error code>, "error": "<rawMessage>"}
+ * request_sms_code also takes "validate_token" (passed as {validateToken}).
+ * answer: {"ok": true} (plus the fields above) or {"ok": false, "code": <AV.Error code>, "error": "<rawMessage>"}
  */
 
 const readline = require('readline');
@@ -116,7 +121,11 @@ async function runUser(command) {
   }
 }
 
+// AV.Captcha instances by token: verify() is a method of the requested captcha.
+const captchas = new Map();
+
 async function run(command) {
+  let answer = {};
   try {
     if (command.op === 'request_sms_code') {
       const data = Object.assign({}, command.params || {}, {
@@ -125,7 +134,11 @@ async function run(command) {
       if (command.sms_type) data.smsType = command.sms_type;
       if (command.template != null) data.template = command.template;
       if (command.sign != null) data.sign = command.sign;
-      await AV.Cloud.requestSmsCode(data);
+      if (command.validate_token != null) {
+        await AV.Cloud.requestSmsCode(data, { validateToken: command.validate_token });
+      } else {
+        await AV.Cloud.requestSmsCode(data);
+      }
     } else if (command.op === 'verify_sms_code') {
       if (command.phone == null) {
         await AV.Cloud.verifySmsCode(command.code);
@@ -134,6 +147,20 @@ async function run(command) {
       }
     } else if (command.op === 'run_function') {
       await AV.Cloud.run(command.name);
+    } else if (command.op === 'request_captcha') {
+      const options = {};
+      for (const name of ['width', 'height', 'size', 'ttl']) {
+        if (command[name] != null) options[name] = command[name];
+      }
+      const captcha = await AV.Captcha.request(options);
+      captchas.set(captcha.captchaToken, captcha);
+      answer = { token: captcha.captchaToken, url: captcha.url };
+    } else if (command.op === 'verify_captcha') {
+      const captcha = captchas.get(command.token);
+      if (!captcha) {
+        return { ok: false, code: null, crash: 'no AV.Captcha for token ' + command.token };
+      }
+      answer = { validate_token: await captcha.verify(command.code) };
     } else {
       const result = await runUser(command);
       if (result === null) {
@@ -152,7 +179,7 @@ async function run(command) {
     }
     return { ok: false, code: null, crash: String(err && err.stack ? err.stack : err) };
   }
-  return { ok: true };
+  return Object.assign({ ok: true }, answer);
 }
 
 function main() {
