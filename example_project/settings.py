@@ -34,6 +34,8 @@ from pathlib import Path
 import dj_database_url
 from corsheaders.defaults import default_headers
 from django.core.exceptions import ImproperlyConfigured
+    },
+from django.conf import global_settings
 
 from sms_service.cors import LEANCLOUD_HEADERS
 
@@ -127,6 +129,12 @@ TEMPLATES = [
             ]
         },
     }
+]
+
+# Users imported from LeanCloud keep their passwords until their first login.
+PASSWORD_HASHERS = [
+    *global_settings.PASSWORD_HASHERS,
+    "sms_service.hashers.LeanCloudPasswordHasher",
 ]
 
 DATABASES = {

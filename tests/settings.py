@@ -82,7 +82,10 @@ CACHES["clock"] = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
 STATIC_URL = "/static/"
 MEDIA_ROOT = os.path.join(os.path.dirname(__file__), "..", "var", "test-media")
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.MD5PasswordHasher",
+    "sms_service.hashers.LeanCloudPasswordHasher",  # users imported from LeanCloud
+]
 
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True

@@ -64,3 +64,12 @@ def test_encode_round_trip_and_summary():
 def test_salt_with_a_dollar_is_refused():
     with pytest.raises(ValueError):
         LeanCloudPasswordHasher.from_export(salt="a$b", password=EXPORTED)
+
+
+def test_system_check_refuses_it_as_the_default_hasher(settings):
+    from sms_service.checks import check_password_hashers
+
+    settings.PASSWORD_HASHERS = list(reversed(HASHERS))
+    assert [error.id for error in check_password_hashers()] == ["sms_service.E018"]
+    settings.PASSWORD_HASHERS = HASHERS
+    assert check_password_hashers() == []
