@@ -33,9 +33,8 @@ from pathlib import Path
 
 import dj_database_url
 from corsheaders.defaults import default_headers
-from django.core.exceptions import ImproperlyConfigured
-    },
 from django.conf import global_settings
+from django.core.exceptions import ImproperlyConfigured
 
 from sms_service.cors import LEANCLOUD_HEADERS
 

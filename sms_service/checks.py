@@ -336,6 +336,8 @@ def check_database(app_configs=None, **kwargs):
             id="sms_service.E017",
         ))
     return found
+
+
 @register(Tags.security)
 def check_password_hashers(app_configs=None, **kwargs):
     """LeanCloud's hasher only checks imported passwords: never the default one."""
@@ -345,6 +347,6 @@ def check_password_hashers(app_configs=None, **kwargs):
             "LeanCloudPasswordHasher is first in PASSWORD_HASHERS: every new password "
             "would be stored with LeanCloud's fast SHA-512 scheme.",
             hint="List it after your default hasher; it only checks imported passwords.",
-            id="sms_service.E018",
+            id="sms_service.E019",
         )]
     return []

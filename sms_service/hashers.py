@@ -3,7 +3,10 @@
 LeanCloud stores ``salt`` and ``password`` per user, where ``password`` is
 base64(h) with h = SHA-512(salt + password), then 512 more rounds of
 h = SHA-512(h). ``sms_service_import_users`` stores them as
-``leancloud_sha512$<salt>$<password>``; with this hasher listed in
+``leancloud_sha512$<salt>$<first 32 bytes of h, base64 without padding>``: the
+whole 64-byte digest with a 48-character salt would not fit Django's
+128-character password column, and 256 bits of the digest decide a match just
+as surely. With this hasher listed in
 ``PASSWORD_HASHERS`` (after the default one) imported users log in with their old
 passwords, and Django re-hashes each password with the default hasher on the
 first successful login (``must_update`` is always true).
@@ -24,14 +27,27 @@ from django.utils.translation import gettext_noop as _
 
 #: Extra SHA-512 rounds after the first (LeanCloud's scheme).
 ROUNDS = 512
+#: Bytes of the digest kept in the encoded password.
+KEPT_BYTES = 32
+#: Django's ``AbstractBaseUser.password`` column.
+MAX_ENCODED_LENGTH = 128
 
 
 def leancloud_digest(password: str, salt: str) -> str:
-    """base64 of LeanCloud's salted, iterated SHA-512 of ``password``."""
+    """base64 of LeanCloud's salted, iterated SHA-512 of ``password`` (what its
+    export holds in ``password``)."""
+    return base64.b64encode(_digest(password, salt)).decode("ascii")
+
+
+def _digest(password: str, salt: str) -> bytes:
     digest = hashlib.sha512(salt.encode() + password.encode()).digest()
     for _round in range(ROUNDS):
         digest = hashlib.sha512(digest).digest()
-    return base64.b64encode(digest).decode("ascii")
+    return digest
+
+
+def _kept(digest: bytes) -> str:
+    return base64.b64encode(digest[:KEPT_BYTES]).decode("ascii").rstrip("=")
 
 
 class LeanCloudPasswordHasher(BasePasswordHasher):
@@ -41,14 +57,23 @@ class LeanCloudPasswordHasher(BasePasswordHasher):
 
     def encode(self, password: str, salt: str) -> str:
         self._check_encode_args(password, salt)
-        return f"{self.algorithm}${salt}${leancloud_digest(password, salt)}"
+        return f"{self.algorithm}${salt}${_kept(_digest(password, salt))}"
 
     @classmethod
     def from_export(cls, *, salt: str, password: str) -> str:
         """The encoded string for an exported (salt, password hash) pair."""
         if "$" in salt:
             raise ValueError("a LeanCloud salt cannot contain '$'")
-        return f"{cls.algorithm}${salt}${password}"
+        try:
+            digest = base64.b64decode(password, validate=True)
+        except ValueError as exc:
+            raise ValueError("password is not base64: not a LeanCloud password hash") from exc
+        if len(digest) != hashlib.sha512().digest_size:
+            raise ValueError("password is not 64 bytes: not a LeanCloud password hash")
+        encoded = f"{cls.algorithm}${salt}${_kept(digest)}"
+        if len(encoded) > MAX_ENCODED_LENGTH:
+            raise ValueError(f"the salt is too long to store ({len(salt)} characters)")
+        return encoded
 
     def decode(self, encoded: str) -> dict[str, str]:
         algorithm, salt, hash_ = encoded.split("$", 2)
@@ -58,9 +83,8 @@ class LeanCloudPasswordHasher(BasePasswordHasher):
 
     def verify(self, password: str, encoded: str) -> bool:
         decoded = self.decode(encoded)
-        return constant_time_compare(
-            leancloud_digest(password, decoded["salt"]), decoded["hash"]
-        )
+        return constant_time_compare(_kept(_digest(password, decoded["salt"])),
+                                     decoded["hash"])
 
     def safe_summary(self, encoded: str) -> dict[str, str]:
         decoded = self.decode(encoded)

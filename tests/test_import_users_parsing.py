@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from sms_service.hashers import LeanCloudPasswordHasher
 from sms_service.services.user_import import ExportReader, RowError, member_fields
 
 SALT = "h60d8x797d3oa0naxybxxv9bn7xpt2yiowz68mpiwou7gwr2"
@@ -86,7 +87,8 @@ def test_field_mapping():
 
     assert fields["object_id"] == ROW["objectId"]
     assert fields["username"] == "alice"
-    assert fields["password_hash"] == f"leancloud_sha512${SALT}${EXPORTED}"
+    assert fields["password_hash"] == LeanCloudPasswordHasher.from_export(salt=SALT,
+                                                                          password=EXPORTED)
     assert (fields["email"], fields["email_verified"]) == ("alice@example.com", True)
     assert (fields["phone"], fields["phone_verified"]) == ("+8618600000000", True)
     assert fields["created_at"] == datetime(2021, 3, 4, 5, 6, 7, 890000, tzinfo=UTC)
@@ -108,6 +110,9 @@ def test_date_objects_and_users_without_password():
     ({"username": ""}, "username is missing"),
     ({"salt": None}, "password and salt must both be strings"),
     ({"salt": "a$b"}, "a LeanCloud salt cannot contain '$'"),
+    ({"password": "bm90IGEgaGFzaA=="}, "password is not 64 bytes"),
+    ({"password": "%%%"}, "password is not base64"),
+    ({"salt": "s" * 70}, "the salt is too long to store"),
     ({"mobilePhoneVerified": "yes"}, "mobilePhoneVerified must be true or false"),
     ({"email": 5}, "email must be a string"),
     ({"createdAt": "yesterday"}, "createdAt must be an ISO 8601 date with a time zone"),

@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils.dateparse import parse_datetime
 
 from ..exceptions import SmsServiceError
@@ -172,6 +172,8 @@ def import_row(*, app: App, data: Any) -> bool:
         if AppUser.objects.filter(app=app, object_id=fields["object_id"]).exists():
             return False  # imported meanwhile by another run
         raise RowError(f"conflicts with an existing member ({exc})") from exc
+    except DatabaseError as exc:  # e.g. a value longer than its column
+        raise RowError(f"the database refused it ({exc})") from exc
     return True
 
 
