@@ -194,7 +194,7 @@ class InvalidValidateTokenError(SmsServiceError):
     new CAPTCHA); the message says which."""
 
     code = ErrorCode.VALIDATE_TOKEN_MISSING
-    default_message = "Invalid validate token."
+    default_message = gettext_noop("Invalid validate token.")
 
 
 class InvalidCaptchaError(SmsServiceError):
@@ -203,13 +203,13 @@ class InvalidCaptchaError(SmsServiceError):
     is its "wrong, expired or reused code" (the client asks for a new one)."""
 
     code = ErrorCode.INVALID_CODE
-    default_message = "Invalid captcha code."
+    default_message = gettext_noop("Invalid captcha code.")
 
 
 class CaptchaImageNotFoundError(SmsServiceError):
     code = ErrorCode.NOT_FOUND
     http_status = 404
-    default_message = "Captcha not found or expired."
+    default_message = gettext_noop("Captcha not found or expired.")
 
 
 class MessageTooLongError(SmsServiceError):
