@@ -403,8 +403,13 @@ def test_cleanup_task_removes_stale_challenges_and_tokens(lc):
     assert CaptchaValidateToken.objects.count() == 1
 
 
-def test_cleanup_is_in_the_example_beat_schedule():
-    from example_project import settings as example
+def test_cleanup_is_in_the_example_beat_schedule(monkeypatch):
+    import importlib
+
+    monkeypatch.setenv("DJANGO_DEBUG", "1")  # the example's settings load in demo mode
+    import example_project.settings as example
+
+    example = importlib.reload(example)
 
     tasks_scheduled = {entry["task"] for entry in example.CELERY_BEAT_SCHEDULE.values()}
     assert "sms_service.tasks.remove_stale_captchas" in tasks_scheduled
