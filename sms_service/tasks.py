@@ -63,9 +63,31 @@ def expire_verification_codes() -> int:
     return codes.expire_codes()
 
 
+<<<<<<< HEAD
 @shared_task(ignore_result=True)
 def prune_phone_users() -> dict[str, int]:
     """Periodic: drop finished login-failure counts and long-revoked sessions."""
     from .services import users
 
     return users.prune()
+=======
+# --- Outbound webhooks -------------------------------------------------------------
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def deliver_webhook(delivery_id: int) -> None:
+    """Post one webhook delivery; a failure schedules the next try with backoff."""
+    from .services import webhooks
+
+    countdown = webhooks.attempt(delivery_id=delivery_id)
+    if countdown is not None:
+        webhooks.enqueue(delivery_id, countdown=countdown)
+
+
+@shared_task(ignore_result=True)
+def redispatch_webhooks() -> int:
+    """Periodic: re-enqueue webhook deliveries a broker outage left behind."""
+    from .services import webhooks
+
+    return webhooks.redispatch()
+>>>>>>> 9f338d1 (Console: review enforces the lint (override permission with a kept reason); unpriced regions refused; key rotation with a grace period and audit (admin and CLI); outbound webhooks signed with HMAC-SHA256, delivered by Celery with backoff, logged with resend; streamed CSV exports with masked numbers; dashboard and bill with a period picker, app filter, accessible SVG charts, per-country and per-template figures, channel split and currency; SMS section on the admin index; top-up confirmation; API docs with bodies, security schemes, error codes and the version)
