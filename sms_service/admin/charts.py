@@ -102,6 +102,7 @@ def bar_chart(
                 "title": f"{day:%Y-%m-%d} · {segment.label}: {fmt(value)}"
                          + (f" (of {fmt(total)})" if len(segments) > 1 else ""),
             })
-        if index % every == 0 or index == len(columns) - 1:
+        last = index == len(columns) - 1
+        if index % every == 0 or (last and index % every >= every / 2):
             chart.x_labels.append({"x": round(x + slot / 2, 1), "label": f"{day:%m-%d}"})
     return chart
