@@ -121,18 +121,14 @@ class InvalidPhoneNumberError(SmsServiceError, ValueError):
     code = ErrorCode.INVALID_PHONE_NUMBER
     default_message = gettext_noop("The mobile phone number was invalid.")
 class InternationalDisabledError(SmsServiceError):
-<<<<<<< HEAD
     default_message = gettext_noop("International SMS is disabled, please enable it in console.")
-=======
-    default_message = "International SMS is disabled, please enable it in console."
 
 
 class RegionNotPricedError(SmsServiceError):
     code = ErrorCode.OPERATION_FORBIDDEN
-    default_message = "Sending to this region is not priced yet; nothing was sent."
+    default_message = gettext_noop("Sending to this region is not priced yet; nothing was sent.")
 
 
->>>>>>> 9f338d1 (Console: review enforces the lint (override permission with a kept reason); unpriced regions refused; key rotation with a grace period and audit (admin and CLI); outbound webhooks signed with HMAC-SHA256, delivered by Celery with backoff, logged with resend; streamed CSV exports with masked numbers; dashboard and bill with a period picker, app filter, accessible SVG charts, per-country and per-template figures, channel split and currency; SMS section on the admin index; top-up confirmation; API docs with bodies, security schemes, error codes and the version)
 class PhoneNumberMissingError(SmsServiceError):
     code = ErrorCode.PHONE_NUMBER_MISSING
     default_message = gettext_noop("The mobile phone number is missing, and must be specified.")

@@ -63,14 +63,14 @@ def expire_verification_codes() -> int:
     return codes.expire_codes()
 
 
-<<<<<<< HEAD
 @shared_task(ignore_result=True)
 def prune_phone_users() -> dict[str, int]:
     """Periodic: drop finished login-failure counts and long-revoked sessions."""
     from .services import users
 
     return users.prune()
-=======
+
+
 # --- Outbound webhooks -------------------------------------------------------------
 
 
@@ -90,4 +90,3 @@ def redispatch_webhooks() -> int:
     from .services import webhooks
 
     return webhooks.redispatch()
->>>>>>> 9f338d1 (Console: review enforces the lint (override permission with a kept reason); unpriced regions refused; key rotation with a grace period and audit (admin and CLI); outbound webhooks signed with HMAC-SHA256, delivered by Celery with backoff, logged with resend; streamed CSV exports with masked numbers; dashboard and bill with a period picker, app filter, accessible SVG charts, per-country and per-template figures, channel split and currency; SMS section on the admin index; top-up confirmation; API docs with bodies, security schemes, error codes and the version)

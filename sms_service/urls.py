@@ -15,17 +15,12 @@ app_name = "sms_service"
 urlpatterns = [
     *api_urls.urlpatterns,
     # The schema covers this app's API only, not the host's other URLs.
-<<<<<<< HEAD
     # schema=None: the schema and docs pages describe the API, they are not part of
     # it (with DRF's default schema class they would break drf-spectacular's
     # deploy check, drf_spectacular.E001).
     path("sms_service/schema",
-         SpectacularAPIView.as_view(urlconf=api_urls.urlpatterns, schema=None),
-=======
-    path("sms_service/schema",
-         SpectacularAPIView.as_view(urlconf=api_urls.urlpatterns,
+         SpectacularAPIView.as_view(urlconf=api_urls.urlpatterns, schema=None,
                                     custom_settings=schema_settings()),
->>>>>>> 9f338d1 (Console: review enforces the lint (override permission with a kept reason); unpriced regions refused; key rotation with a grace period and audit (admin and CLI); outbound webhooks signed with HMAC-SHA256, delivered by Celery with backoff, logged with resend; streamed CSV exports with masked numbers; dashboard and bill with a period picker, app filter, accessible SVG charts, per-country and per-template figures, channel split and currency; SMS section on the admin index; top-up confirmation; API docs with bodies, security schemes, error codes and the version)
          name="schema"),
     path(
         "sms_service/docs",
