@@ -178,6 +178,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "sms_service.tasks.expire_verification_codes",
         "schedule": timedelta(minutes=10),
     },
+    "sms-redispatch-webhooks": {
+        "task": "sms_service.tasks.redispatch_webhooks",
+        "schedule": timedelta(minutes=5),
+    },
     "sms-settle-overdue": {
         "task": "sms_service.tasks.settle_overdue_messages",
         "schedule": timedelta(hours=1),

@@ -15,3 +15,16 @@ class SmsServiceConfig(AppConfig):
         from .api import schema  # noqa: F401  (OpenAPI extension for the auth headers)
 
         receivers.connect()
+        self._add_admin_index_section()
+
+    @staticmethod
+    def _add_admin_index_section() -> None:
+        """Give the default admin index an SMS section (dashboard, review queue
+        with its pending count, balances, export, API docs), unless the project
+        chose its own index template or switched it off (``ADMIN_INDEX_SECTION``)."""
+        from django.contrib import admin
+
+        from .conf import app_settings
+
+        if app_settings.ADMIN_INDEX_SECTION and admin.site.index_template is None:
+            admin.site.index_template = "sms_service/admin/index.html"

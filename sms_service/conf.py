@@ -96,8 +96,22 @@ DEFAULTS: dict[str, Any] = {
     "SEGMENT_MODE_DOMESTIC": "leancloud",
     "SEGMENT_MODE_INTERNATIONAL": "carrier",
     # Unit price per channel for regions without a Price row in the admin, as a
-    # decimal string. Zero keeps a fresh install (and the demo) free.
-    "DEFAULT_UNIT_PRICES": {"sms": "0", "voice": "0"},
+    # decimal string (e.g. {"sms": "0.07", "voice": "0.12"}). A channel missing
+    # here makes a send to an unpriced region fail with a clear error while
+    # billing is on: nothing is ever sent for free by omission.
+    "DEFAULT_UNIT_PRICES": {},
+    # Add an SMS section (dashboard, review queue, balances, export, API docs) to
+    # the default admin site's index page, unless it has its own index_template.
+    "ADMIN_INDEX_SECTION": True,
+    # Currency of every amount (balances, prices, bills, exports), shown with each.
+    "CURRENCY": "CNY",
+    # --- Outbound webhooks ---------------------------------------------------------
+    # Seconds to wait for a webhook receiver, tries per delivery, and the backoff
+    # between tries (doubling from WEBHOOK_RETRY_BACKOFF, capped at ..._MAX).
+    "WEBHOOK_TIMEOUT_SECONDS": 5,
+    "WEBHOOK_MAX_ATTEMPTS": 8,
+    "WEBHOOK_RETRY_BACKOFF": 30,
+    "WEBHOOK_RETRY_BACKOFF_MAX": 3600,
     # Price rows are cached this long in the default cache (every send looks one
     # up); saving a price in the admin drops its cache entry. 0: no caching.
     "PRICE_CACHE_SECONDS": 60,

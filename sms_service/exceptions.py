@@ -100,7 +100,7 @@ class DatabaseUnavailableError(SmsServiceError):
     LeanCloud's code 1 and Retry-After; nothing was written."""
 
     http_status = 503
-    default_message = "The service is temporarily unavailable, please retry later."
+    default_message = gettext_noop("The service is temporarily unavailable, please retry later.")
 
     def __init__(self, message: str | None = None, **kwargs):
         kwargs.setdefault("retry_after", 1)
@@ -122,6 +122,13 @@ class InvalidPhoneNumberError(SmsServiceError, ValueError):
     default_message = gettext_noop("The mobile phone number was invalid.")
 class InternationalDisabledError(SmsServiceError):
     default_message = gettext_noop("International SMS is disabled, please enable it in console.")
+
+
+class RegionNotPricedError(SmsServiceError):
+    code = ErrorCode.OPERATION_FORBIDDEN
+    default_message = gettext_noop("Sending to this region is not priced yet; nothing was sent.")
+
+
 class PhoneNumberMissingError(SmsServiceError):
     code = ErrorCode.PHONE_NUMBER_MISSING
     default_message = gettext_noop("The mobile phone number is missing, and must be specified.")

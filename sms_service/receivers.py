@@ -9,9 +9,12 @@ signatures and fixed-code numbers, the price table for prices. Changes made with
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.db.models.signals import post_delete, post_save
+
+logger = logging.getLogger(__name__)
 
 
 def _forget_app(sender: Any, instance: Any, **kwargs: Any) -> None:
@@ -41,3 +44,83 @@ def connect() -> None:
         post_save.connect(forget, sender=model, dispatch_uid=f"sms_forget_{model.__name__}")
         post_delete.connect(forget, sender=model,
                             dispatch_uid=f"sms_forget_del_{model.__name__}")
+    connect_webhooks()
+
+
+# --- Outbound webhooks: the signals of the services, turned into events -------------
+
+_MESSAGE_EVENTS = {
+    "accepted": "message.accepted",
+    "delivered": "message.delivered",
+    "undelivered": "message.failed",
+    "failed": "message.failed",
+}
+
+
+def _emit(*, app: Any, event: str, data: dict[str, Any]) -> None:
+    from .services import webhooks
+
+    try:
+        webhooks.emit(app=app, event=event, data=data)
+    except Exception:
+        # A webhook must never break what it reports on.
+        logger.exception("could not queue the %s webhook", event)
+
+
+def _on_status_change(sender: Any, message: Any, new_status: str, **kwargs: Any) -> None:
+    event = _MESSAGE_EVENTS.get(new_status)
+    if event is None:
+        return
+    _emit(app=message.app_id, event=event, data={
+        "message_id": message.pk,
+        "status": new_status,
+        "mobilePhoneNumber": message.phone,
+        "channel": message.channel,
+        "kind": message.kind,
+        "segments": message.segments,
+        "cost": str(message.cost),
+        "provider_message_id": message.provider_message_id,
+        "error_code": message.error_code,
+        "error_message": message.error_message,
+    })
+
+
+def _on_code_verified(sender: Any, app: Any, phone: str, purpose: str, **kwargs: Any) -> None:
+    _emit(app=app, event="code.verified", data={"mobilePhoneNumber": phone, "purpose": purpose})
+
+
+def _on_balance_low(sender: Any, app: Any, balance: Any, threshold: Any, **kwargs: Any) -> None:
+    _emit(app=app, event="balance.low", data={"balance": str(balance),
+                                              "threshold": str(threshold)})
+
+
+def _content_data(item: Any) -> dict[str, Any]:
+    from .models import Signature
+
+    if isinstance(item, Signature):
+        data = {"type": "signature", "name": item.name, "text": item.text}
+    else:
+        data = {"type": "template", "name": item.template.name, "version": item.number}
+    data["override_reason"] = item.override_reason
+    return data
+
+
+def _on_content_approved(sender: Any, item: Any, app: Any, **kwargs: Any) -> None:
+    _emit(app=app, event="content.approved", data=_content_data(item))
+
+
+def _on_content_rejected(sender: Any, item: Any, app: Any, reason: str, **kwargs: Any) -> None:
+    _emit(app=app, event="content.rejected", data={**_content_data(item), "reason": reason})
+
+
+def connect_webhooks() -> None:
+    from . import signals
+
+    for signal, receiver in (
+        (signals.delivery_status_changed, _on_status_change),
+        (signals.code_verified, _on_code_verified),
+        (signals.balance_low, _on_balance_low),
+        (signals.content_approved, _on_content_approved),
+        (signals.content_rejected, _on_content_rejected),
+    ):
+        signal.connect(receiver, dispatch_uid=f"sms_webhook_{receiver.__name__}")

@@ -76,3 +76,7 @@ member_password_changed = Signal()
 
 #: A member's sessions were ended. Args: app, member, count.
 member_sessions_ended = Signal()
+
+#: The app's balance fell below its alert threshold (once per crossing, after
+#: commit). sender: App. Args: app, balance, threshold.
+balance_low = Signal()

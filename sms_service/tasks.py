@@ -77,3 +77,24 @@ def remove_stale_captchas() -> dict[str, int]:
     from .services import captcha
 
     return captcha.remove_stale()
+
+
+# --- Outbound webhooks -------------------------------------------------------------
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def deliver_webhook(delivery_id: int) -> None:
+    """Post one webhook delivery; a failure schedules the next try with backoff."""
+    from .services import webhooks
+
+    countdown = webhooks.attempt(delivery_id=delivery_id)
+    if countdown is not None:
+        webhooks.enqueue(delivery_id, countdown=countdown)
+
+
+@shared_task(ignore_result=True)
+def redispatch_webhooks() -> int:
+    """Periodic: re-enqueue webhook deliveries a broker outage left behind."""
+    from .services import webhooks
+
+    return webhooks.redispatch()

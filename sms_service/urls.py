@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
 from .api import receipts as receipt_views  # billing/receipts (issue 5)
 from .api import urls as api_urls
+from .api.schema import schema_settings
 
 app_name = "sms_service"
 
@@ -18,7 +19,8 @@ urlpatterns = [
     # it (with DRF's default schema class they would break drf-spectacular's
     # deploy check, drf_spectacular.E001).
     path("sms_service/schema",
-         SpectacularAPIView.as_view(urlconf=api_urls.urlpatterns, schema=None),
+         SpectacularAPIView.as_view(urlconf=api_urls.urlpatterns, schema=None,
+                                    custom_settings=schema_settings()),
          name="schema"),
     path(
         "sms_service/docs",

@@ -96,6 +96,9 @@ CORS_ALLOW_HEADERS = (*default_headers, *LEANCLOUD_HEADERS)
 
 SMS_SERVICE = {
     "BACKENDS": {"default": {"BACKEND": "sms_service.backends.locmem.LocmemBackend"}},
+    # The test project prices every region explicitly at 0 unless a test adds
+    # Price rows; without a default an unpriced region is refused.
+    "DEFAULT_UNIT_PRICES": {"sms": "0", "voice": "0"},
 }
 
 SPECTACULAR_SETTINGS = {"TITLE": "django-sms-service", "REDOC_DIST": "SIDECAR"}

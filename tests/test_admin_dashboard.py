@@ -33,7 +33,7 @@ def test_dashboard_draws_daily_bars_and_figures(staff, app):
     assert response.status_code == 200
     html = response.content.decode()
     assert "<svg" in html and html.count("<rect") == 3
-    assert "delivered: 3" in html and "failed: 2" in html
+    assert "Delivered: 3 (of 6)" in html and "Call failed: 2 (of 6)" in html
     figures = dict(response.context["figures"])
     assert figures["Messages"] == 6
     assert figures["Delivery rate"] == "75.0%"

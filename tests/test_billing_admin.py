@@ -46,12 +46,16 @@ def test_billing_page_shows_balance_held_bill_and_chart(client, superuser):
     assert client.get(reverse("admin:sms_service_ledgerentry_apps")).status_code == 200
 
 
-def test_top_up_from_the_admin_is_audited(client, superuser):
+def test_top_up_from_the_admin_is_confirmed_then_audited(client, superuser):
     app = funded_app("0")
-    response = client.post(
-        billing_url(app),
-        {"kind": "top_up", "amount": "12.5", "reason": "wire transfer 7"},
-    )
+    data = {"kind": "top_up", "amount": "12.5", "reason": "wire transfer 7"}
+    # The first POST only asks for confirmation, with what will happen.
+    response = client.post(billing_url(app), data)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Record 12.5000 CNY for Billing?" in page and "Balance after: 12.5000 CNY" in page
+    assert not LedgerEntry.objects.filter(app=app).exists()
+    response = client.post(billing_url(app), {**data, "confirmed": "yes"})
     assert response.status_code == 302
     entry = LedgerEntry.objects.get(app=app)
     assert (entry.amount, entry.actor, entry.reason) == (
@@ -60,11 +64,12 @@ def test_top_up_from_the_admin_is_audited(client, superuser):
         "wire transfer 7",
     )
     # No reason, no money.
-    client.post(billing_url(app), {"kind": "top_up", "amount": "1", "reason": ""})
+    client.post(billing_url(app), {"kind": "top_up", "amount": "1", "reason": "",
+                                   "confirmed": "yes"})
     # A debit larger than the balance is refused with a message, not a 500.
     response = client.post(
         billing_url(app),
-        {"kind": "adjustment", "amount": "-20", "reason": "oops"},
+        {"kind": "adjustment", "amount": "-20", "reason": "oops", "confirmed": "yes"},
         follow=True,
     )
     assert "Insufficient balance" in response.content.decode()
@@ -82,7 +87,8 @@ def test_viewers_without_add_permission_cannot_move_money(client):
     app = funded_app("1")
     assert client.get(billing_url(app)).status_code == 200
     response = client.post(
-        billing_url(app), {"kind": "top_up", "amount": "5", "reason": "self-service"}
+        billing_url(app), {"kind": "top_up", "amount": "5", "reason": "self-service",
+                           "confirmed": "yes"}
     )
     assert response.status_code == 403
     app.refresh_from_db()

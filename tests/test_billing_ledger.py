@@ -110,7 +110,8 @@ def test_R_BILL_2_international_numbers_use_carrier_segments():
     )
     assert (domestic.segments, domestic.encoding) == (3, "chars")  # ceil(161 / 67)
     assert (abroad.segments, abroad.encoding) == (2, "gsm7")
-    with override_settings(SMS_SERVICE={"SEGMENT_MODE_INTERNATIONAL": "leancloud"}):
+    with override_settings(SMS_SERVICE={"SEGMENT_MODE_INTERNATIONAL": "leancloud",
+                                        "DEFAULT_UNIT_PRICES": {"sms": "0"}}):
         assert (
             billing.quote(
                 app=app, phone=parse_phone("+14155552671"), channel="sms", text=text
@@ -469,7 +470,8 @@ def test_bill_per_day_and_template_shows_only_settled_charges():
     assert len(days) == 7
     assert days[-1] == (timezone.localdate(), Decimal("2"))
     assert billing.bill_by_template(app=app) == [
-        {"template": "", "amount": Decimal("2"), "messages": 1, "segments": 1}
+        {"template": "", "channel": "sms", "amount": Decimal("2"), "messages": 1,
+         "segments": 1}
     ]
     app.refresh_from_db()
     assert held(app) == 3

@@ -22,12 +22,13 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from ..conf import app_settings
 from ..exceptions import SmsServiceError
-from ..models import App, LedgerEntry, LedgerKind, Price, UnmatchedReceipt
-from ..services import billing
-
-#: Days shown in the spend chart.
-CHART_DAYS = 30
+from ..models import App, Channel, LedgerEntry, LedgerKind, Price, UnmatchedReceipt
+from ..services import billing, stats
+from ..templatetags.sms_admin import money
+from . import charts
+from .ranges import RangeForm
 
 
 @admin.register(Price)
@@ -58,9 +59,9 @@ class LedgerEntryAdmin(_ReadOnlyAdmin):
         "created_at",
         "app_link",
         "kind",
-        "amount",
-        "held_change",
-        "message_id",
+        "amount_with_currency",
+        "held_with_currency",
+        "message_link",
         "actor",
         "reason",
     ]
@@ -80,7 +81,23 @@ class LedgerEntryAdmin(_ReadOnlyAdmin):
         "created_at",
     ]
 
-    @admin.display(description=_("app"), ordering="app__name")
+    @admin.display(description=_("Amount"), ordering="amount")
+    def amount_with_currency(self, entry: LedgerEntry) -> str:
+        return money(entry.amount)
+
+    @admin.display(description=_("Held change"), ordering="held_change")
+    def held_with_currency(self, entry: LedgerEntry) -> str:
+        return money(entry.held_change)
+
+    @admin.display(description=_("Message"), ordering="message_id")
+    def message_link(self, entry: LedgerEntry) -> str:
+        if not entry.message_id:
+            return "—"
+        url = reverse("admin:sms_service_message_change", args=[entry.message_id])
+        return format_html('<a href="{}">{}</a>', url,
+                           _("Message %(id)s") % {"id": entry.message_id})
+
+    @admin.display(description=_("App"), ordering="app__name")
     def app_link(self, entry: LedgerEntry) -> str:
         url = reverse("admin:sms_service_ledgerentry_app_billing", args=[entry.app_id])
         return format_html('<a href="{}">{}</a>', url, entry.app.name)
@@ -103,7 +120,7 @@ class LedgerEntryAdmin(_ReadOnlyAdmin):
             raise PermissionDenied
         context = {
             **self.admin_site.each_context(request),
-            "title": _("Balances"),
+            "title": _("Balances and bills"),
             "opts": self.model._meta,
             "apps": App.objects.order_by("name")
             .annotate(held=Sum("ledger__held_change"))
@@ -112,7 +129,8 @@ class LedgerEntryAdmin(_ReadOnlyAdmin):
         return TemplateResponse(request, "sms_service/admin/billing_apps.html", context)
 
     def billing_view(self, request: HttpRequest, app_pk: int) -> HttpResponse:
-        """One app's books; POST performs an audited top-up or adjustment."""
+        """One app's books and bill for a period; POST asks to confirm, then
+        performs an audited top-up or adjustment."""
         if not self.has_view_permission(request):
             raise PermissionDenied
         app = get_object_or_404(App, pk=app_pk)
@@ -122,23 +140,73 @@ class LedgerEntryAdmin(_ReadOnlyAdmin):
             if not can_credit:
                 raise PermissionDenied
             if form.is_valid():
+                if request.POST.get("confirmed") != "yes":
+                    return self._confirm(request, app, form)
                 self._apply(request, app, form.cleaned_data)
-                return HttpResponseRedirect(request.path)
-        days = billing.daily_bill(app=app, days=CHART_DAYS)
+                return HttpResponseRedirect(request.get_full_path())
+        ranges = RangeForm(request.GET, default="30d")
+        chosen = ranges.selected_app
+        if chosen is not None and chosen.pk != app.pk:
+            query = request.GET.copy()
+            query.pop("app", None)
+            url = reverse("admin:sms_service_ledgerentry_app_billing", args=[chosen.pk])
+            return HttpResponseRedirect(f"{url}?{query.urlencode()}")
+        period = ranges.period
+        days = billing.bill_by_channel(app=app, start=period.start, end=period.end)
+        currency = app_settings.CURRENCY
         context = {
             **self.admin_site.each_context(request),
-            "title": _("Billing: %(app)s") % {"app": app.name},
+            "title": _("Bill and balance: %(app)s") % {"app": app.name},
             "opts": self.model._meta,
             "app": app,
+            "form": ranges,
+            "period": period,
             "books": billing.books(app=app),
             "open_holds": billing.unsettled(app=app).count(),
-            "days": days,
-            "chart": spend_chart(days),
-            "by_template": billing.bill_by_template(app=app, since=days[0][0]),
+            "days": [
+                {"day": day, "sms": amounts[Channel.SMS], "voice": amounts[Channel.VOICE],
+                 "total": amounts[Channel.SMS] + amounts[Channel.VOICE]}
+                for day, amounts in days
+            ],
+            "totals": {
+                "sms": sum((a[Channel.SMS] for _d, a in days), Decimal(0)),
+                "voice": sum((a[Channel.VOICE] for _d, a in days), Decimal(0)),
+            },
+            "chart": charts.bar_chart(
+                [(day, [charts.Segment(amounts[Channel.SMS], "#417690", _("SMS")),
+                        charts.Segment(amounts[Channel.VOICE], "#c77c02", _("Voice"))])
+                 for day, amounts in days],
+                title=_("Bill per day"),
+                description=_("Settled charges per day, SMS and voice, in %(currency)s")
+                % {"currency": currency},
+                x_title=_("Day"), y_title=_("Charged (%(currency)s)") % {"currency": currency},
+                fmt=lambda v: f"{v:.2f}",
+            ),
+            "by_template": billing.bill_by_template(app=app, since=period.start,
+                                                     until=period.end),
+            "by_country": stats.breakdown(by="country", start=period.start, end=period.end,
+                                          app=app),
             "entries": LedgerEntry.objects.for_app(app).select_related("actor")[:50],
-            "form": form if can_credit else None,
+            "money_form": form if can_credit else None,
+            "export_url": reverse("admin:sms_service_export"),
         }
         return TemplateResponse(request, "sms_service/admin/billing.html", context)
+
+    def _confirm(self, request: HttpRequest, app: App, form: MoneyForm) -> HttpResponse:
+        """The confirmation step of a top-up or adjustment: what will happen, then
+        the same POST again with ``confirmed=yes``."""
+        data = form.cleaned_data
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Confirm: %(kind)s for %(app)s") % {
+                "kind": dict(MoneyForm.base_fields["kind"].choices)[data["kind"]],
+                "app": app.name},
+            "opts": self.model._meta,
+            "app": app,
+            "data": data,
+            "balance_after": app.balance + data["amount"],
+        }
+        return TemplateResponse(request, "sms_service/admin/money_confirm.html", context)
 
     def _apply(self, request: HttpRequest, app: App, data: dict[str, Any]) -> None:
         operation = (
@@ -164,40 +232,24 @@ class LedgerEntryAdmin(_ReadOnlyAdmin):
 
 class MoneyForm(forms.Form):
     kind = forms.ChoiceField(
-        label=_("operation"),
+        label=_("Operation"),
         choices=[
             (LedgerKind.TOP_UP, _("Top-up")),
             (LedgerKind.ADJUSTMENT, _("Adjustment (signed)")),
         ],
     )
-    amount = forms.DecimalField(label=_("amount"), max_digits=16, decimal_places=4)
+    amount = forms.DecimalField(label=_("Amount"), max_digits=16, decimal_places=4)
     reason = forms.CharField(
-        label=_("reason"),
+        label=_("Reason"),
         max_length=1000,
         help_text=_("Kept in the ledger with your name."),
     )
 
-
-def spend_chart(
-    days: list[tuple[Any, Decimal]], *, width: int = 600, height: int = 120
-) -> dict[str, Any]:
-    """Bar geometry for an inline SVG of daily spend (no JavaScript)."""
-    peak = max((amount for _, amount in days), default=Decimal(0)) or Decimal(1)
-    slot = width / max(len(days), 1)
-    bars = []
-    for index, (day, amount) in enumerate(days):
-        bar_height = float(amount / peak) * (height - 20)
-        bars.append(
-            {
-                "x": round(index * slot + 1, 1),
-                "y": round(height - bar_height, 1),
-                "width": round(max(slot - 2, 1), 1),
-                "height": round(bar_height, 1),
-                "day": day,
-                "amount": amount,
-            }
-        )
-    return {"width": width, "height": height, "bars": bars, "peak": peak}
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["amount"].help_text = _(
+            "In %(currency)s; an adjustment may be negative."
+        ) % {"currency": app_settings.CURRENCY}
 
 
 @admin.register(UnmatchedReceipt)

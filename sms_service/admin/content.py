@@ -35,11 +35,18 @@ def _errors(exc: ValidationError) -> str:
     return " ".join(exc.messages)
 
 
+def _findings_context(findings: list[lint.Finding]) -> dict[str, Any]:
+    return {"findings": findings, "has_errors": any(f.is_error for f in findings)}
+
+
 class ReviewActionsMixin:
     """Shared review plumbing: permission, decisions, bulk actions."""
 
     def has_review_permission(self, request: HttpRequest) -> bool:
         return content.can_review(request.user)
+
+    def has_override_permission(self, request: HttpRequest) -> bool:
+        return content.can_override(request.user)
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
@@ -51,17 +58,25 @@ class ReviewActionsMixin:
         return super().changelist_view(request, extra)
 
     def _decide(
-        self, request: HttpRequest, item: Any, decision: str, reason: str = ""
+        self, request: HttpRequest, item: Any, decision: str, reason: str = "",
+        override_reason: str = "",
     ) -> bool:
         try:
             if decision == "approve":
-                content.approve(item=item, reviewer=request.user)
-                self.message_user(request, _("Approved %s.") % item, messages.SUCCESS)
+                content.approve(
+                    item=item, reviewer=request.user, override_reason=override_reason
+                )
+                text = (
+                    _("Approved %s despite lint errors; the reason is kept.")
+                    if item.override_reason else _("Approved %s.")
+                )
+                self.message_user(request, text % item, messages.SUCCESS)
             else:
                 content.reject(item=item, reviewer=request.user, reason=reason)
                 self.message_user(request, _("Rejected %s.") % item, messages.WARNING)
-        except ValidationError as exc:
-            self.message_user(request, f"{item}: {_errors(exc)}", messages.ERROR)
+        except (ValidationError, PermissionDenied) as exc:
+            text = _errors(exc) if isinstance(exc, ValidationError) else str(exc)
+            self.message_user(request, f"{item}: {text}", messages.ERROR)
             return False
         return True
 
@@ -76,8 +91,9 @@ class ReviewActionsMixin:
                 else:
                     content.reject(item=item, reviewer=request.user, reason=reason)
                 done += 1
-            except ValidationError as exc:
-                self.message_user(request, f"{item}: {_errors(exc)}", messages.ERROR)
+            except (ValidationError, PermissionDenied) as exc:
+                text = _errors(exc) if isinstance(exc, ValidationError) else str(exc)
+                self.message_user(request, f"{item}: {text}", messages.ERROR)
         if done:
             text = (
                 ngettext("Approved %d item.", "Approved %d items.", done)
@@ -127,18 +143,18 @@ class SignatureAdmin(ReviewActionsMixin, admin.ModelAdmin):
             _("Review"),
             {
                 "fields": [
-                    "status", "rejection_reason", "is_default", "submitted_by",
-                    "created_at", "reviewed_by", "reviewed_at",
+                    "status", "rejection_reason", "override_reason", "is_default",
+                    "submitted_by", "created_at", "reviewed_by", "reviewed_at",
                 ]
             },
         ),
     ]
     readonly_fields = [
-        "status", "rejection_reason", "is_default", "submitted_by", "created_at",
-        "reviewed_by", "reviewed_at",
+        "status", "rejection_reason", "override_reason", "is_default", "submitted_by",
+        "created_at", "reviewed_by", "reviewed_at",
     ]
 
-    @admin.display(description=_("shown as"), ordering="text")
+    @admin.display(description=_("Shown as"), ordering="text")
     def bracketed(self, obj: Signature) -> str:
         return f"【{obj.text}】"
 
@@ -163,9 +179,12 @@ class SignatureAdmin(ReviewActionsMixin, admin.ModelAdmin):
         obj = self.get_object(request, object_id)
         extra = dict(extra_context or {})
         if obj is not None:
+            findings = lint.lint_signature(obj)
             extra.update(
-                findings=lint.lint_signature(obj),
+                findings=findings,
+                has_errors=any(f.is_error for f in findings),
                 can_review=self.has_review_permission(request) and obj.is_pending,
+                can_override=self.has_override_permission(request),
                 review_url=reverse("admin:sms_service_review_queue"),
             )
         return super().change_view(request, object_id, form_url, extra)
@@ -204,7 +223,7 @@ class TemplateAdminForm(forms.ModelForm):
     """A template plus the text of its next version (body and signature)."""
 
     body = forms.CharField(
-        label=_("body (Handlebars)"),
+        label=_("Body (Handlebars)"),
         widget=forms.Textarea(attrs={"rows": 5, "cols": 80}),
         help_text=_(
             "Custom variables as {{order_id}}; system variables {{name}}, {{code}}, "
@@ -213,7 +232,7 @@ class TemplateAdminForm(forms.ModelForm):
         ),
     )
     signature = _SignatureChoiceField(
-        label=_("signature"),
+        label=_("Signature"),
         queryset=Signature.objects.exclude(status=ReviewStatus.REJECTED).select_related("app"),
     )
 
@@ -260,8 +279,8 @@ class TemplateVersionInline(admin.TabularInline):
     extra = 0
     can_delete = False
     fields = [
-        "number", "status", "signature", "body", "rejection_reason", "submitted_by",
-        "created_at", "reviewed_by", "reviewed_at",
+        "number", "status", "signature", "body", "rejection_reason", "override_reason",
+        "submitted_by", "created_at", "reviewed_by", "reviewed_at",
     ]
     readonly_fields = fields
     ordering = ["-number"]
@@ -300,11 +319,11 @@ class TemplateAdmin(ReviewActionsMixin, admin.ModelAdmin):
             )
         )
 
-    @admin.display(description=_("sending version"), ordering="live_number")
+    @admin.display(description=_("Sending version"), ordering="live_number")
     def live(self, obj: Template) -> str:
         return f"v{obj.live_number}" if obj.live_number else "—"
 
-    @admin.display(description=_("awaiting review"), boolean=True)
+    @admin.display(description=_("Awaiting review"), boolean=True)
     def pending(self, obj: Template) -> bool:
         return bool(obj.pending_count)
 
@@ -357,7 +376,7 @@ class TemplateAdmin(ReviewActionsMixin, admin.ModelAdmin):
         rows = [
             {
                 "version": v,
-                "findings": lint.lint_version(v),
+                **_findings_context(lint.lint_version(v)),
                 "preview": lint.preview_version(v),
                 "is_live": v.is_approved and v == next(
                     (x for x in versions if x.is_approved), None
@@ -368,9 +387,17 @@ class TemplateAdmin(ReviewActionsMixin, admin.ModelAdmin):
         return {
             "version_rows": rows,
             "can_review": self.has_review_permission(request),
+            "can_override": self.has_override_permission(request),
             "review_url": reverse("admin:sms_service_review_queue"),
-            "preview_url": reverse("admin:sms_service_template_preview"),
         }
+
+    def render_change_form(
+        self, request: HttpRequest, context: dict[str, Any], add: bool = False,
+        change: bool = False, form_url: str = "", obj: Any = None,
+    ) -> HttpResponse:
+        # The live preview works on the add page as on the change page.
+        context["preview_url"] = reverse("admin:sms_service_template_preview")
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     # --- Review queue ---------------------------------------------------------
 
@@ -387,18 +414,21 @@ class TemplateAdmin(ReviewActionsMixin, admin.ModelAdmin):
             "title": _("Review queue"),
             "opts": self.model._meta,
             "signature_rows": [
-                {"item": s, "findings": lint.lint_signature(s)} for s in queue.signatures
+                {"item": s, **_findings_context(lint.lint_signature(s))}
+                for s in queue.signatures
             ],
             "version_rows": [
                 {
                     "item": v,
-                    "findings": lint.lint_version(v),
+                    **_findings_context(lint.lint_version(v)),
                     "preview": lint.preview_version(v),
                     "live": live.get(v.template_id),
                 }
                 for v in queue.versions
             ],
             "total": len(queue),
+            "can_override": self.has_override_permission(request),
+            "overrides": content.recent_overrides(),
         }
         return TemplateResponse(request, "sms_service/admin/review_queue.html", context)
 
@@ -409,7 +439,10 @@ class TemplateAdmin(ReviewActionsMixin, admin.ModelAdmin):
             self.message_user(request, _("Unknown review request."), messages.ERROR)
         else:
             item = get_object_or_404(model, pk=request.POST.get("item_id"))
-            self._decide(request, item, decision, request.POST.get("reason", ""))
+            self._decide(
+                request, item, decision, request.POST.get("reason", ""),
+                request.POST.get("override_reason", ""),
+            )
         target = request.POST.get("next", "")
         if not url_has_allowed_host_and_scheme(
             target, allowed_hosts={request.get_host()}, require_https=request.is_secure()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.utils.crypto import constant_time_compare
@@ -58,14 +59,22 @@ def sign(timestamp: str, key: str) -> str:
     return hashlib.md5((timestamp + key).encode(), usedforsecurity=False).hexdigest()
 
 
+def _matches_a_key(app: App, *, master: bool, test: Callable[[str], bool]) -> bool:
+    """Whether ``test(key)`` holds for a key the app accepts (the current one, or
+    a rotated-out one during its grace period). Every key is tried."""
+    results = [test(key) for key in app.accepted_keys(master=master)]
+    return any(results)
+
+
 def check_key_header(app: App, value: str) -> bool | None:
     """Master flag for a valid X-LC-Key value, None when it is wrong."""
     key, _, flag = value.partition(",")
-    if flag == "master":
-        return True if constant_time_compare(key, app.master_key) else None
-    if flag:
+    if flag not in ("", "master"):
         return None
-    return False if constant_time_compare(key, app.app_key) else None
+    master = flag == "master"
+    if _matches_a_key(app, master=master, test=lambda k: constant_time_compare(key, k)):
+        return master
+    return None
 
 
 def check_sign_header(app: App, value: str) -> bool | None:
@@ -77,8 +86,10 @@ def check_sign_header(app: App, value: str) -> bool | None:
     is_master = len(parts) == 3
     if is_master and parts[2] != "master":
         return None
-    key = app.master_key if is_master else app.app_key
-    if not constant_time_compare(digest, sign(timestamp, key)):
+    if not _matches_a_key(
+        app, master=is_master,
+        test=lambda key: constant_time_compare(digest, sign(timestamp, key)),
+    ):
         return None
     return is_master if timestamp_is_fresh(timestamp) else None
 

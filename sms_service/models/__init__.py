@@ -1,5 +1,5 @@
 from ..delivery import FINAL_STATUSES, DeliveryStatus
-from .app import App, FixedCodeNumber
+from .app import App, FixedCodeNumber, KeyRotation
 from .billing import LedgerEntry, LedgerKind, Price, UnmatchedReceipt  # issue 5
 from .captcha import CaptchaChallenge, CaptchaValidateToken
 from .codes import CodePurpose, CodeStatus, VerificationCode
@@ -13,6 +13,7 @@ from .messages import (
     mask_phone,
 )
 from .users import AppUser, LoginLockout, UserSession
+from .webhooks import Webhook, WebhookDelivery, WebhookDeliveryStatus, WebhookEvent
 
 __all__ = [
     "App",
@@ -25,6 +26,7 @@ __all__ = [
     "DeliveryStatus",
     "FixedCodeNumber",
     "FINAL_STATUSES",
+    "KeyRotation",
     "LedgerEntry",
     "LedgerKind",
     "LoginLockout",
@@ -40,5 +42,9 @@ __all__ = [
     "UnmatchedReceipt",
     "UserSession",
     "VerificationCode",
+    "Webhook",
+    "WebhookDelivery",
+    "WebhookDeliveryStatus",
+    "WebhookEvent",
     "mask_phone",
 ]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import secrets
 import string
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from ..validators import validate_fixed_code
@@ -58,7 +60,7 @@ class App(models.Model):
         _("company name"),
         max_length=128,
         blank=True,
-        help_text=_("Required to send marketing messages (R-TPL-7)."),
+        help_text=_("The legal name of the company; marketing messages cannot be sent without it."),
     )
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -78,6 +80,19 @@ class App(models.Model):
     )
     app_key = models.CharField(_("app key"), max_length=64, default=generate_key)
     master_key = models.CharField(_("master key"), max_length=64, default=generate_key)
+    # Key rotation: the replaced key keeps working until its grace period ends.
+    previous_app_key = models.CharField(
+        _("previous app key"), max_length=64, blank=True, editable=False
+    )
+    previous_app_key_until = models.DateTimeField(
+        _("previous app key works until"), null=True, blank=True, editable=False
+    )
+    previous_master_key = models.CharField(
+        _("previous master key"), max_length=64, blank=True, editable=False
+    )
+    previous_master_key_until = models.DateTimeField(
+        _("previous master key works until"), null=True, blank=True, editable=False
+    )
 
     balance = models.DecimalField(
         _("balance"),
@@ -168,7 +183,8 @@ class App(models.Model):
         _("enforce mainland-China signature rules"),
         default=False,
         help_text=_(
-            "3-8 characters, not all ASCII letters, not all digits (R-SIG-4). When "
+            "Signatures must have 3 to 8 characters and cannot be only ASCII letters or "
+            "only digits. When "
             "off, breaking them is only a warning to reviewers."
         ),
     )
@@ -224,7 +240,56 @@ class App(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.app_id})"
+        # The name: lists and choices stay narrow; the app id is on the app's page.
+        return self.name
+
+    def accepted_keys(self, *, master: bool, now: datetime | None = None) -> list[str]:
+        """The keys a request may use: the current one, and the replaced one while
+        its grace period lasts."""
+        current = self.master_key if master else self.app_key
+        previous = self.previous_master_key if master else self.previous_app_key
+        until = self.previous_master_key_until if master else self.previous_app_key_until
+        if previous and until is not None and (now or timezone.now()) < until:
+            return [current, previous]
+        return [current]
+
+
+class KeyRotation(models.Model):
+    """Audit entry of one key rotation (who, which key, when, how long the old one
+    kept working). The keys themselves are never stored here."""
+
+    class Which(models.TextChoices):
+        APP_KEY = "app_key", _("App key")
+        MASTER_KEY = "master_key", _("Master key")
+
+    app = models.ForeignKey(
+        App, verbose_name=_("app"), on_delete=models.CASCADE, related_name="key_rotations"
+    )
+    which = models.CharField(_("key"), max_length=16, choices=Which.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("rotated by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    via = models.CharField(_("rotated from"), max_length=64, blank=True)
+    reason = models.TextField(_("reason"), blank=True)
+    old_key_hint = models.CharField(
+        _("old key ends with"), max_length=8, blank=True,
+        help_text=_("The last characters of the replaced key, to tell keys apart."),
+    )
+    grace_until = models.DateTimeField(_("old key works until"), null=True, blank=True)
+    created_at = models.DateTimeField(_("rotated at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("key rotation")
+        verbose_name_plural = _("key rotations")
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_which_display()} of {self.app.name} at {self.created_at:%Y-%m-%d %H:%M}"
 
 
 class FixedCodeNumber(models.Model):

@@ -21,6 +21,10 @@ from .messages import MessageKind
 #: Custom permission that lets a staff user approve and reject content.
 REVIEW_PERMISSION = "sms_service.review_content"
 
+#: Custom permission that lets a reviewer approve content the lint flags as
+#: breaking the rules, with a written reason kept on the item.
+OVERRIDE_PERMISSION = "sms_service.override_lint"
+
 
 class ReviewStatus(models.TextChoices):
     PENDING = "pending", _("Pending review")
@@ -53,6 +57,14 @@ class Reviewable(models.Model):
         related_name="+",
     )
     reviewed_at = models.DateTimeField(_("reviewed at"), null=True, blank=True)
+    override_reason = models.TextField(
+        _("override reason"),
+        blank=True,
+        help_text=_(
+            "Why a reviewer approved it although the lint reported errors. Empty when "
+            "it was approved without errors."
+        ),
+    )
     created_at = models.DateTimeField(_("created"), default=timezone.now)
 
     class Meta:
@@ -122,7 +134,10 @@ class Signature(Reviewable):
         verbose_name = _("signature")
         verbose_name_plural = _("signatures")
         ordering = ["app", "created_at", "pk"]
-        permissions = [("review_content", _("Can review signatures and templates"))]
+        permissions = [
+            ("review_content", _("Can review signatures and templates")),
+            ("override_lint", _("Can approve content despite lint errors")),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["app", "name"], name="sms_signature_name_unique"),
             models.UniqueConstraint(

@@ -131,7 +131,7 @@ class Message(models.Model):
                     "it never reached the provider and can be sent again."),
     )
     next_attempt_at = models.DateTimeField(
-        _("next attempt"), null=True, blank=True, help_text=_("A retry is scheduled.")
+        _("next attempt"), null=True, blank=True, help_text=_("When the next try is due; empty when no retry is scheduled.")
     )
     client_ip = models.GenericIPAddressField(_("client IP"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
@@ -145,6 +145,7 @@ class Message(models.Model):
         verbose_name = _("message")
         verbose_name_plural = _("messages")
         ordering = ["-created_at"]
+        permissions = [("view_full_numbers", _("Can see full phone numbers"))]
         indexes = [
             models.Index(fields=["app", "-created_at"], name="sms_msg_app_created"),
             models.Index(fields=["app", "phone", "-created_at"], name="sms_msg_app_phone"),
@@ -184,6 +185,10 @@ class MessageEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.description}"
+
+
+#: Permission to see numbers unmasked (exports; everywhere else they are masked).
+FULL_NUMBERS_PERMISSION = "sms_service.view_full_numbers"
 
 
 def mask_phone(phone: str) -> str:

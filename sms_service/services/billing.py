@@ -36,13 +36,14 @@ from django.db.models.functions import Greatest, Round, TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
-from .. import caching, segments, sql
+from .. import caching, segments, signals, sql
 from ..conf import app_settings
 from ..exceptions import (
     AppThresholdExceededError,
     InsufficientBalanceError,
     InvalidParameterError,
     MessageTooLongError,
+    RegionNotPricedError,
     SmsServiceConfigurationError,
 )
 from ..models import (
@@ -116,12 +117,22 @@ def forget_prices() -> None:
 
 def unit_price(*, region: str, channel: str) -> Decimal:
     """Unit price for a destination region and channel: the admin's Price row, or
-    ``DEFAULT_UNIT_PRICES[channel]`` for regions without one."""
+    ``DEFAULT_UNIT_PRICES[channel]`` for regions without one.
+
+    Raises :class:`RegionNotPricedError` when neither exists: an unpriced send
+    is refused rather than sent free (and uncounted by the daily spend cap).
+    """
     price = price_table().get((region.upper(), channel))
     if price is not None:
         return Decimal(price)
+    default = app_settings.DEFAULT_UNIT_PRICES.get(channel)
+    if default is None:
+        raise RegionNotPricedError(
+            f"Sending {channel} to region {region or 'unknown'} is not priced: add a "
+            "price for it in the admin (or a default unit price). Nothing was sent."
+        )
     try:
-        return to_money(app_settings.DEFAULT_UNIT_PRICES.get(channel, "0"))
+        return to_money(default)
     except InvalidParameterError as exc:
         raise SmsServiceConfigurationError(
             f'SMS_SERVICE["DEFAULT_UNIT_PRICES"]["{channel}"] must be a decimal string'
@@ -482,6 +493,9 @@ def send_balance_alert(*, app_pk: int) -> bool:
     app = App.objects.select_related("owner").filter(pk=app_pk).first()
     if app is None:
         return False
+    signals.balance_low.send_robust(
+        sender=App, app=app, balance=app.balance, threshold=app.balance_alert_threshold
+    )
     return notifications.notify_owner(
         app=app,
         subject=f"[{app.name}] SMS balance below {app.balance_alert_threshold}",
@@ -542,13 +556,41 @@ def daily_bill(
     ]
 
 
-def bill_by_template(*, app: App, since: date | None = None) -> list[dict[str, Any]]:
-    """Settled charges grouped by template name ("" for default-text codes)."""
+def bill_by_channel(
+    *, app: App, start: date, end: date
+) -> list[tuple[date, dict[str, Decimal]]]:
+    """Settled charges per local day and channel (``"sms"``, ``"voice"``) from
+    ``start`` to ``end``, oldest first, every day present."""
+    rows = (
+        _charges(app)
+        .filter(created_at__date__gte=start, created_at__date__lte=end)
+        .annotate(day=TruncDate("created_at"))
+        .values("day", channel=F("message__channel"))
+        .annotate(total=Sum("held_change"))
+    )
+    table: dict[date, dict[str, Decimal]] = {
+        start + timedelta(days=i): {Channel.SMS: Decimal(0), Channel.VOICE: Decimal(0)}
+        for i in range((end - start).days + 1)
+    }
+    for row in rows:
+        channel = row["channel"] or Channel.SMS
+        table[row["day"]][channel] = (-row["total"]).quantize(_PLACES)
+    return sorted(table.items())
+
+
+def bill_by_template(
+    *, app: App, since: date | None = None, until: date | None = None
+) -> list[dict[str, Any]]:
+    """Settled charges grouped by template name ("" for the default text) and
+    channel, so voice codes are never mixed with default-text SMS."""
     rows = _charges(app)
     if since is not None:
         rows = rows.filter(created_at__date__gte=since)
+    if until is not None:
+        rows = rows.filter(created_at__date__lte=until)
     rows = (
-        rows.values(template=F("message__template_version__template__name"))
+        rows.values(template=F("message__template_version__template__name"),
+                    channel=F("message__channel"))
         .annotate(
             total=Sum("held_change"),
             messages=models.Count("pk"),
@@ -559,6 +601,7 @@ def bill_by_template(*, app: App, since: date | None = None) -> list[dict[str, A
     return [
         {
             "template": row["template"] or "",
+            "channel": row["channel"] or Channel.SMS,
             "amount": (-row["total"]).quantize(_PLACES),
             "messages": row["messages"],
             "segments": row["segments"] or 0,

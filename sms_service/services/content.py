@@ -32,8 +32,8 @@ from ..exceptions import (
     TemplateNotVerifiedError,
 )
 from ..models import App, MessageKind, Signature, Template, TemplateVersion
-from ..models.content import REVIEW_PERMISSION, ReviewStatus
-from . import notifications
+from ..models.content import OVERRIDE_PERMISSION, REVIEW_PERMISSION, ReviewStatus
+from . import lint, notifications
 from .tenants import forget_app
 
 logger = logging.getLogger(__name__)
@@ -343,13 +343,32 @@ def can_review(user: AbstractBaseUser | None) -> bool:
     return bool(user and user.is_active and user.has_perm(REVIEW_PERMISSION))
 
 
-def approve(*, item: Reviewable, reviewer: AbstractBaseUser | None) -> Reviewable:
+def can_override(user: AbstractBaseUser | None) -> bool:
+    """Whether ``user`` may approve content whose lint reports errors."""
+    return can_review(user) and bool(user.has_perm(OVERRIDE_PERMISSION))
+
+
+def lint_errors(item: Reviewable) -> list[str]:
+    """The lint errors (not warnings) of a signature or template version."""
+    findings = (
+        lint.lint_signature(item) if isinstance(item, Signature) else lint.lint_version(item)
+    )
+    return [f.message for f in findings if f.is_error]
+
+
+def approve(
+    *, item: Reviewable, reviewer: AbstractBaseUser | None, override_reason: str = ""
+) -> Reviewable:
     """Approve a pending signature or template version.
 
     ``reviewer`` None is a system approval (demo seed). A template version
-    needs an approved signature first. Raises ValidationError or PermissionDenied.
+    needs an approved signature first. An item whose lint reports errors is
+    refused unless the reviewer holds ``sms_service.override_lint`` and writes
+    an ``override_reason``, which is kept on the item. Raises ValidationError
+    or PermissionDenied.
     """
     _check_reviewer(reviewer)
+    override_reason = (override_reason or "").strip()
     with transaction.atomic():
         locked = _lock_pending(item)
         if isinstance(locked, TemplateVersion) and not locked.signature.is_approved:
@@ -357,6 +376,17 @@ def approve(*, item: Reviewable, reviewer: AbstractBaseUser | None) -> Reviewabl
                 _("Approve the signature 【%s】 before this template.")
                 % locked.signature.text
             )
+        errors = lint_errors(locked)
+        if errors and not override_reason:
+            raise ValidationError(
+                _("The lint reports errors, so it cannot be approved: %s")
+                % " ".join(errors)
+            )
+        if errors and reviewer is not None and not can_override(reviewer):
+            raise PermissionDenied(
+                _("Approving despite lint errors needs the override permission.")
+            )
+        locked.override_reason = override_reason if errors else ""
         _decide(locked, ReviewStatus.APPROVED, reviewer, reason="")
         _notify_owner_on_commit(locked)
     _copy_review(locked, item)
@@ -376,6 +406,7 @@ def reject(
         raise ValidationError({"reason": _("Give the author a reason for the rejection.")})
     with transaction.atomic():
         locked = _lock_pending(item)
+        locked.override_reason = ""
         _decide(locked, ReviewStatus.REJECTED, reviewer, reason=reason)
         _notify_owner_on_commit(locked)
     _copy_review(locked, item)
@@ -408,17 +439,24 @@ def _decide(item: Reviewable, status: str, reviewer: Any, *, reason: str) -> Non
     item.rejection_reason = reason
     item.reviewed_by = reviewer
     item.reviewed_at = timezone.now()
-    item.save(update_fields=["status", "rejection_reason", "reviewed_by", "reviewed_at"])
+    item.save(
+        update_fields=[
+            "status", "rejection_reason", "reviewed_by", "reviewed_at", "override_reason"
+        ]
+    )
 
 
 def _copy_review(source: Reviewable, target: Reviewable) -> None:
-    for field in ("status", "rejection_reason", "reviewed_by_id", "reviewed_at"):
+    for field in (
+        "status", "rejection_reason", "reviewed_by_id", "reviewed_at", "override_reason"
+    ):
         setattr(target, field, getattr(source, field))
 
 
 def _reset_review(item: Reviewable, submitted_by: Any) -> None:
     item.status = ReviewStatus.PENDING
     item.rejection_reason = ""
+    item.override_reason = ""
     item.reviewed_by = None
     item.reviewed_at = None
     item.submitted_by = submitted_by
@@ -455,6 +493,19 @@ def review_queue(*, app: App | None = None) -> ReviewQueue:
         signatures=list(signatures.order_by("created_at", "pk")),
         versions=list(versions.order_by("created_at", "pk")),
     )
+
+
+def recent_overrides(*, limit: int = 20) -> list[Reviewable]:
+    """Items approved despite lint errors, newest decision first, with their reasons."""
+    signatures = Signature.objects.exclude(override_reason="").select_related(
+        "app", "reviewed_by"
+    ).order_by("-reviewed_at")[:limit]
+    versions = TemplateVersion.objects.exclude(override_reason="").select_related(
+        "template__app", "reviewed_by"
+    ).order_by("-reviewed_at")[:limit]
+    items: list[Reviewable] = [*signatures, *versions]
+    items.sort(key=lambda item: item.reviewed_at or item.created_at, reverse=True)
+    return items[:limit]
 
 
 def live_versions(template_ids: Iterable[int]) -> dict[int, TemplateVersion]:

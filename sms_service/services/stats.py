@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -50,12 +50,23 @@ class Summary:
         return self.delivered / decided if decided else None
 
 
-def summary(*, app: App | None = None, days: int = 14) -> Summary:
-    """Messages of the last ``days`` days (test numbers excluded), per day and status."""
-    start = timezone.localdate() - timedelta(days=days - 1)
-    qs = Message.objects.filter(created_at__date__gte=start, is_test=False)
-    if app is not None:
-        qs = qs.filter(app=app)
+def _messages(*, app: App | None, start: date, end: date) -> QuerySet:
+    qs = Message.objects.filter(
+        created_at__date__gte=start, created_at__date__lte=end, is_test=False
+    )
+    return qs.filter(app=app) if app is not None else qs
+
+
+def summary(
+    *, app: App | None = None, days: int = 14, start: date | None = None,
+    end: date | None = None,
+) -> Summary:
+    """Messages from ``start`` to ``end`` (local days; default: the last ``days``
+    days), test numbers excluded, per day and status."""
+    end = end or timezone.localdate()
+    start = start or end - timedelta(days=days - 1)
+    days = (end - start).days + 1
+    qs = _messages(app=app, start=start, end=end)
     rows = (
         qs.annotate(day=TruncDate("created_at"))
         .values("day", "status")
@@ -83,20 +94,49 @@ def summary(*, app: App | None = None, days: int = 14) -> Summary:
     )
 
 
-def bar_chart(days: list[DayCounts], *, width: int = 720, height: int = 220) -> list[dict]:
-    """Rectangles of a stacked bar chart (one bar per day), ready for an SVG template."""
-    top = max((d.total for d in days), default=0) or 1
-    slot = width / max(len(days), 1)
-    bars = []
-    for i, day in enumerate(days):
-        y = height
-        for status, colour in STATUS_COLOURS.items():
-            n = day.by_status.get(status, 0)
-            if not n:
-                continue
-            h = n / top * (height - 20)
-            y -= h
-            bars.append({"x": round(i * slot + slot * 0.15, 1), "y": round(y, 1),
-                         "w": round(slot * 0.7, 1), "h": round(h, 1), "colour": colour,
-                         "title": f"{day.day:%m-%d} {status}: {n}"})
-    return bars
+@dataclass(frozen=True)
+class Breakdown:
+    """Sends, delivery and cost of one country or template over a period."""
+
+    key: str
+    channel: str
+    total: int
+    delivered: int
+    undelivered: int
+    cost: Decimal
+
+    @property
+    def delivery_rate(self) -> float | None:
+        decided = self.delivered + self.undelivered
+        return self.delivered / decided if decided else None
+
+
+#: What a breakdown groups by: the destination region or the template name.
+BREAKDOWN_FIELDS = {"country": "region", "template": "template_version__template__name"}
+
+
+def breakdown(
+    *, by: str, start: date, end: date, app: App | None = None
+) -> list[Breakdown]:
+    """Per country or per template (and channel): sends, delivery rate, cost;
+    the most expensive first."""
+    field = BREAKDOWN_FIELDS[by]
+    rows = (
+        _messages(app=app, start=start, end=end)
+        .values(key=F(field), ch=F("channel"))
+        .annotate(
+            total=Count("pk"),
+            delivered=Count("pk", filter=Q(status=MessageStatus.DELIVERED)),
+            undelivered=Count("pk", filter=Q(status=MessageStatus.UNDELIVERED)),
+            cost=Sum("cost"),
+        )
+        .order_by("-cost", "key")
+    )
+    return [
+        Breakdown(
+            key=row["key"] or "", channel=row["ch"], total=row["total"],
+            delivered=row["delivered"], undelivered=row["undelivered"],
+            cost=Decimal(str(row["cost"] or 0)).quantize(Decimal("0.0001")),
+        )
+        for row in rows
+    ]

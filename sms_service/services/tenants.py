@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
+from django.utils import timezone
 
 from .. import caching
 from ..conf import app_settings
 from ..exceptions import SmsServiceConfigurationError
-from ..models import App
+from ..models import App, KeyRotation
+from ..models.app import generate_key
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +66,59 @@ def _coerce(model_field: models.Field, name: str, raw: str) -> Any:
             return False
         raise ValidationError(f"{name} takes true or false, not {raw!r}")
     return raw
+
+
+#: The keys :func:`rotate_key` can replace, by the name operators use.
+ROTATABLE_KEYS = ("app_key", "master_key")
+
+#: Longest grace period a rotated-out key may keep working.
+MAX_GRACE = timedelta(days=30)
+
+
+def rotate_key(
+    *,
+    app: App,
+    which: str,
+    grace: timedelta = timedelta(0),
+    actor: Any = None,
+    via: str = "",
+    reason: str = "",
+) -> str:
+    """Replace the app key or master key with a fresh random one; returns it.
+
+    With a ``grace`` period the replaced key keeps working until it ends (clients
+    switch over meanwhile); without one it stops at once, as for a leaked key.
+    Writes a :class:`~sms_service.models.KeyRotation` audit entry in the same
+    transaction and drops the cached API view of the app.
+    """
+    if which not in ROTATABLE_KEYS:
+        raise ValidationError(f"Unknown key {which!r}: choose app_key or master_key.")
+    if grace < timedelta(0) or grace > MAX_GRACE:
+        raise ValidationError(
+            f"The grace period must be between 0 and {MAX_GRACE.days} days."
+        )
+    now = timezone.now()
+    new_key = generate_key()
+    prefix = which.removesuffix("_key")
+    with transaction.atomic():
+        locked = App.objects.select_for_update().get(pk=app.pk)
+        old_key = getattr(locked, which)
+        setattr(locked, which, new_key)
+        setattr(locked, f"previous_{which}", old_key if grace else "")
+        setattr(locked, f"previous_{which}_until", now + grace if grace else None)
+        locked.save(update_fields=[which, f"previous_{which}", f"previous_{which}_until",
+                                   "updated_at"])
+        KeyRotation.objects.create(
+            app=locked, which=which, actor=actor, via=via, reason=reason,
+            old_key_hint=old_key[-4:], grace_until=now + grace if grace else None,
+            created_at=now,
+        )
+    for field in (which, f"previous_{which}", f"previous_{which}_until", "updated_at"):
+        setattr(app, field, getattr(locked, field))
+    logger.info("rotated the %s key of app %s (grace %s)", prefix, app.app_id, grace)
+    transaction.on_commit(lambda: forget_app(app.app_id))
+    forget_app(app.app_id)
+    return new_key
 
 
 def describe_app(app: App) -> dict[str, Any]:

@@ -3,6 +3,7 @@
     manage.py sms_service_app create "My App" [--company …] [--app-id … --app-key … --master-key …]
     manage.py sms_service_app update APP_ID --set allow_international=true --set name="New name"
     manage.py sms_service_app show APP_ID
+    manage.py sms_service_app rotate-key APP_ID --key master_key [--grace-hours 24] --reason "…"
 """
 
 from __future__ import annotations
@@ -33,6 +34,17 @@ class Command(BaseCommand):
         update.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
         show = sub.add_parser("show", help="print an app's keys and settings as JSON")
         show.add_argument("app_id")
+        rotate = sub.add_parser(
+            "rotate-key",
+            help="replace the app key or master key (audited) and print the new keys",
+        )
+        rotate.add_argument("app_id")
+        rotate.add_argument("--key", required=True, choices=tenants.ROTATABLE_KEYS)
+        rotate.add_argument(
+            "--grace-hours", type=float, default=0,
+            help="hours the old key keeps working (default 0: it stops at once)",
+        )
+        rotate.add_argument("--reason", default="", help="kept in the audit entry")
         self.add_extra_actions(sub)
 
     def add_extra_actions(self, sub) -> None:
@@ -63,7 +75,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, action: str, **options):
         try:
-            app = getattr(self, f"do_{action}")(**options)
+            app = getattr(self, f"do_{action.replace('-', '_')}")(**options)
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from exc
         if app is not None:
@@ -94,3 +106,19 @@ class Command(BaseCommand):
 
     def do_show(self, *, app_id, **_):
         return self.get_app(app_id)
+
+    def do_rotate_key(self, *, app_id, key, grace_hours, reason, **_):
+        import getpass
+        from datetime import timedelta
+
+        if grace_hours != grace_hours or grace_hours < 0:  # NaN or negative
+            raise CommandError("--grace-hours takes a number of hours, 0 or more.")
+        app = self.get_app(app_id)
+        tenants.rotate_key(app=app, which=key, grace=timedelta(hours=grace_hours),
+                        via=f"manage.py by {getpass.getuser()}", reason=reason)
+        until = getattr(app, f"previous_{key}_until")
+        self.stderr.write(
+            f"The old {key.replace('_', ' ')} works until {until:%Y-%m-%d %H:%M %Z}."
+            if until else f"The old {key.replace('_', ' ')} stopped working now."
+        )
+        return app

@@ -1,0 +1,66 @@
+"""The API documentation: request and success bodies, security schemes, error
+codes, the package version, and a way there from the admin."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.contrib.auth import get_user_model
+
+import sms_service
+from sms_service.exceptions import ErrorCode
+
+
+@pytest.fixture
+def schema(client):
+    response = client.get("/sms_service/schema", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    return json.loads(response.content)
+
+
+def test_every_post_documents_a_json_request_body(schema):
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            if method == "post":
+                assert "application/json" in operation["requestBody"]["content"], path
+    body = schema["paths"]["/1.1/requestSmsCode"]["post"]["requestBody"]
+    ref = body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    assert "mobilePhoneNumber" in schema["components"]["schemas"][ref]["properties"]
+
+
+def test_successes_answer_an_empty_object(schema):
+    for path in ("/1.1/requestSmsCode", "/1.1/verifySmsCode/{code}"):
+        ok = schema["paths"][path]["post"]["responses"]["200"]
+        assert ok["content"]["application/json"]["example"] == {}, path
+
+
+def test_the_leancloud_headers_are_security_schemes(schema):
+    schemes = schema["components"]["securitySchemes"]
+    assert {s["name"] for s in schemes.values()} == {
+        "X-LC-Id", "X-LC-Sign", "X-LC-Key", "X-LC-Session"}
+    security = schema["paths"]["/1.1/requestSmsCode"]["post"]["security"]
+    assert {"LeanCloudAppId": [], "LeanCloudSign": []} in security
+    assert {"LeanCloudAppId": [], "LeanCloudKey": []} in security
+
+
+def test_version_and_error_code_table(schema):
+    assert schema["info"]["version"] == sms_service.__version__ != "0.0.0"
+    description = schema["info"]["description"]
+    for code in ErrorCode:
+        assert f"| {int(code)} | {code.name.lower()} |" in description
+    assert "| 601 | send_too_frequent |" in description
+
+
+@pytest.mark.django_db
+def test_the_admin_index_leads_to_every_sms_screen(client):
+    admin = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
+    client.force_login(admin)
+    page = client.get("/admin/").content.decode()
+    for url in ("/admin/sms_service/message/dashboard/",
+                "/admin/sms_service/template/review-queue/",
+                "/admin/sms_service/ledgerentry/apps/",
+                "/admin/sms_service/message/export/",
+                "/sms_service/docs"):
+        assert f'href="{url}"' in page, url
+    assert "0 pending" in page
