@@ -40,6 +40,14 @@ def poll_delivery_statuses() -> dict[str, int]:
 
 
 @shared_task(ignore_result=True)
+def pull_delivery_receipts() -> dict[str, int]:
+    """Periodic: fetch receipts providers queue for pulling (Tencent Cloud)."""
+    from .services import receipts
+
+    return receipts.pull_receipts()
+
+
+@shared_task(ignore_result=True)
 def reconcile_unmatched_receipts() -> dict[str, int]:
     """Periodic: apply receipts that arrived before their provider id was stored."""
     from .services import receipts

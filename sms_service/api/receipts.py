@@ -53,4 +53,4 @@ def delivery_receipt(request: HttpRequest, alias: str) -> JsonResponse:
         logger.warning("delivery receipt for %r could not be parsed: %s", alias, exc)
         return json_error(GenericError("Malformed delivery receipt."))
     outcome = receipts.apply_reports(reports=reports, backend=backend)
-    return JsonResponse(receipts.receipt_summary(outcome))
+    return JsonResponse(backend.webhook_reply(receipts.receipt_summary(outcome)))

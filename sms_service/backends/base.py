@@ -57,6 +57,12 @@ class OutgoingMessage:
     digits: str = ""
     #: Absolute URL the provider should post delivery receipts to, if any.
     status_callback: str = ""
+    #: For template-based providers (:attr:`BaseSmsBackend.uses_templates`): the
+    #: provider's template id, its parameters as (name, value) pairs in the
+    #: provider's order, and the signature's name (without 【】).
+    template_id: str = ""
+    template_params: tuple[tuple[str, str], ...] = ()
+    sign_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,10 @@ class BaseSmsBackend:
 
     provider_name: ClassVar[str] = ""
     supported_channels: ClassVar[tuple[str, ...]] = CHANNELS
+    #: The provider sends only templates registered with it (a template id and
+    #: parameters, never free text): the outbox fills ``template_id`` and
+    #: ``template_params`` from the template's mapping for this backend.
+    uses_templates: ClassVar[bool] = False
 
     def __init__(self, *, alias: str = "default", **options: Any) -> None:
         if not self.provider_name:
@@ -200,8 +210,17 @@ class BaseSmsBackend:
         signature. Backends without webhooks keep this default."""
         raise NotImplementedError(f"{self.provider_name} has no delivery webhook")
 
-    def poll_status(self, provider_message_id: str) -> DeliveryReport | None:
-        """Ask the provider for a message's status; None when it cannot tell."""
+    def webhook_reply(self, summary: dict[str, Any]) -> dict[str, Any]:
+        """The JSON body answering a receipt webhook (some providers expect
+        their own shape to stop retrying)."""
+        return summary
+
+    def poll_status(
+        self, provider_message_id: str, *, to: str = "", sent_at: datetime | None = None
+    ) -> DeliveryReport | None:
+        """Ask the provider for a message's status; None when it cannot tell.
+        ``to`` and ``sent_at`` help providers that look messages up by number
+        and day."""
         return None
 
     #: Whether :meth:`find_sent` can tell if the provider has a message.
@@ -224,3 +243,17 @@ class BaseSmsBackend:
                 f"by {type(self).__qualname__}"
             )
         return default
+
+    def timeout_option(self, default: tuple[float, float]) -> tuple[float, float]:
+        """The ``TIMEOUT`` option: ``(connect, read)`` seconds, or one number for both."""
+        value = self.option("TIMEOUT", default)
+        try:
+            if isinstance(value, (int, float)):
+                return (float(value), float(value))
+            connect, read = value
+            return (float(connect), float(read))
+        except (TypeError, ValueError):
+            raise SmsServiceConfigurationError(
+                f'SMS_SERVICE["BACKENDS"]["{self.alias}"]["OPTIONS"]["TIMEOUT"] must be '
+                f"seconds or a (connect, read) pair, not {value!r}"
+            ) from None

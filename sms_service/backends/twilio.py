@@ -55,11 +55,11 @@ from ..exceptions import (
     SmsServiceImproperlyInstalled,
 )
 from .base import BaseSmsBackend, DeliveryReport, OutgoingMessage, SendResult
+from .outcomes import failed_before_sending
 
 try:
     import requests
     from requests.adapters import HTTPAdapter
-    from urllib3.exceptions import MaxRetryError
     from urllib3.util.retry import Retry
 except ImportError as exc:  # pragma: no cover - exercised by the "noextras" tox env
     raise SmsServiceImproperlyInstalled("requests", extra="twilio") from exc
@@ -175,7 +175,7 @@ class TwilioBackend(BaseSmsBackend):
         self.api_base_url: str = self.option(
             "API_BASE_URL", self.DEFAULT_API_BASE_URL
         ).rstrip("/")
-        self.timeout = self._parse_timeout(self.option("TIMEOUT", self.DEFAULT_TIMEOUT))
+        self.timeout = self.timeout_option(self.DEFAULT_TIMEOUT)
         self.voice_language: str = self.option(
             "VOICE_LANGUAGE", self.DEFAULT_VOICE_LANGUAGE
         )
@@ -184,18 +184,6 @@ class TwilioBackend(BaseSmsBackend):
         #: process): its connection pool keeps the TLS connection to Twilio open
         #: across messages. Made by :meth:`open`, dropped by :meth:`close`.
         self.session: requests.Session | None = None
-
-    def _parse_timeout(self, value: Any) -> tuple[float, float]:
-        try:
-            if isinstance(value, (int, float)):
-                return (float(value), float(value))
-            connect, read = value
-            return (float(connect), float(read))
-        except (TypeError, ValueError):
-            raise SmsServiceConfigurationError(
-                f'SMS_SERVICE["BACKENDS"]["{self.alias}"]["OPTIONS"]["TIMEOUT"] must be '
-                f"seconds or a (connect, read) pair, not {value!r}"
-            ) from None
 
     def _make_session(self) -> requests.Session:
         session = requests.Session()
@@ -325,7 +313,7 @@ class TwilioBackend(BaseSmsBackend):
             return ProviderOutcomeUnknownError(
                 f"Twilio did not answer within {self.timeout[1]} s", **context
             )
-        if isinstance(exc, requests.ConnectionError) and _failed_before_sending(exc):
+        if isinstance(exc, requests.ConnectionError) and failed_before_sending(exc):
             # Connection refused, DNS failure, connect timeout, TLS handshake or
             # proxy failure: no byte of the request reached Twilio.
             return ProviderTemporaryError(f"cannot connect to Twilio: {exc}", **context)
@@ -467,7 +455,9 @@ class TwilioBackend(BaseSmsBackend):
 
     # --- polling -----------------------------------------------------------------
 
-    def poll_status(self, provider_message_id: str) -> DeliveryReport | None:
+    def poll_status(
+        self, provider_message_id: str, *, to: str = "", sent_at: datetime | None = None
+    ) -> DeliveryReport | None:
         """Fetch a message (SM/MM SID) or call (CA SID) and report its status.
 
         Returns None for a SID Twilio cannot have issued. A GET is safe to
@@ -556,20 +546,6 @@ class TwilioBackend(BaseSmsBackend):
     def _url(self, path: str) -> str:
         account = quote(self.account_sid, safe="")
         return f"{self.api_base_url}/{API_VERSION}/Accounts/{account}/{path}"
-
-
-def _failed_before_sending(exc: requests.ConnectionError) -> bool:
-    """Whether a ConnectionError happened before the request left this host.
-
-    With retries set to 0, urllib3 wraps every failure to open a connection
-    (refused, DNS, connect timeout, TLS handshake, proxy) in MaxRetryError;
-    failures once the request is on the wire (peer reset, closed without a
-    reply, body read timeout) arrive as ProtocolError / OSError instead.
-    """
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    reason = exc.args[0] if exc.args else None
-    return isinstance(reason, MaxRetryError)
 
 
 def _parse_date(value: Any) -> datetime | None:

@@ -177,7 +177,9 @@ def _pollable_backend(alias: str) -> BaseSmsBackend | None:
 
 def _poll_one(backend: BaseSmsBackend, message: Message) -> int:
     try:
-        report = backend.poll_status(message.provider_message_id)
+        report = backend.poll_status(
+            message.provider_message_id, to=message.phone, sent_at=message.sent_at
+        )
     except ProviderError as exc:
         logger.warning("status poll failed for message %s: %s", message.pk, exc)
         return 0
@@ -186,6 +188,28 @@ def _poll_one(backend: BaseSmsBackend, message: Message) -> int:
     before = message.status
     updated = outbox.apply_report(report, provider=message.provider)
     return int(updated is not None and updated.status != before)
+
+
+def pull_receipts() -> dict[str, int]:
+    """Periodic: fetch the receipts providers queue for pulling (backends with a
+    ``pull_delivery_reports`` method, e.g. Tencent Cloud's PullSmsSendStatus)."""
+    pulled = 0
+    for alias in app_settings.BACKENDS:
+        try:
+            backend = get_backend(alias)
+        except SmsServiceConfigurationError:
+            logger.warning("receipt pull: backend alias %r cannot be built", alias)
+            continue
+        pull = getattr(backend, "pull_delivery_reports", None)
+        if pull is None:
+            continue
+        try:
+            reports = pull()
+        except ProviderError as exc:
+            logger.warning("receipt pull from %r failed: %s", alias, exc)
+            continue
+        pulled += apply_reports(reports=reports, backend=backend).applied
+    return {"applied": pulled}
 
 
 def receipt_summary(outcome: ReceiptOutcome) -> dict[str, Any]:
