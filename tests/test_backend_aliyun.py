@@ -13,7 +13,7 @@ from django.core.exceptions import PermissionDenied
 from django.test import RequestFactory, override_settings
 
 from sms_service.backends import get_backend
-from sms_service.backends.aliyun import ERROR_CODES, AliyunBackend, aliyun_number
+from sms_service.backends.aliyun import CHINA, ERROR_CODES, AliyunBackend, aliyun_number
 from sms_service.backends.base import OutgoingMessage
 from sms_service.exceptions import (
     ProviderOutcomeUnknownError,
@@ -273,29 +273,28 @@ def test_poll_reports_the_delivery(make_backend, fake_aliyun) -> None:
     message = sms()
     sent = backend.send(message)
     now = datetime.now(UTC)
-    assert backend.poll_status(sent.provider_message_id, to=message.to, sent_at=now).status == "accepted"
+    assert backend.poll_message_status(sent.provider_message_id, to=message.to, sent_at=now).status == "accepted"
 
     fake_aliyun.set_status(sent.provider_message_id, 3)
-    report = backend.poll_status(sent.provider_message_id, to=message.to, sent_at=now)
+    report = backend.poll_message_status(sent.provider_message_id, to=message.to, sent_at=now)
     assert report.status == "delivered"
     fake_aliyun.set_status(sent.provider_message_id, 2, "MK:0004")
-    report = backend.poll_status(sent.provider_message_id, to=message.to, sent_at=now)
+    report = backend.poll_message_status(sent.provider_message_id, to=message.to, sent_at=now)
     assert (report.status, report.error_code) == ("undelivered", "MK:0004")
     query = fake_aliyun.calls_to("QuerySendDetails")[-1].params
     assert query["PhoneNumber"] == "18612345678"
-    assert query["SendDate"] == now.astimezone(
-        __import__("zoneinfo").ZoneInfo("Asia/Shanghai")).strftime("%Y%m%d")
+    assert query["SendDate"] == now.astimezone(CHINA).strftime("%Y%m%d")
 
 
 def test_poll_needs_number_and_day(make_backend, fake_aliyun) -> None:
-    assert make_backend().poll_status("123^0") is None
+    assert make_backend().poll_message_status("123^0", to="", sent_at=None) is None
     assert fake_aliyun.calls == []
 
 
 def test_poll_of_an_unreachable_aliyun_is_temporary() -> None:
     backend = AliyunBackend(alias="aliyun", **_options())
     with pytest.raises(ProviderTemporaryError):
-        backend.poll_status("123^0", to="+8618612345678", sent_at=datetime.now(UTC))
+        backend.poll_message_status("123^0", to="+8618612345678", sent_at=datetime.now(UTC))
 
 
 def test_a_fault_affects_one_request_only(make_backend, fake_aliyun) -> None:

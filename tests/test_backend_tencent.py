@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from django.core.exceptions import PermissionDenied
-from django.test import RequestFactory
+from django.test import RequestFactory, override_settings
+from django.utils import timezone
 
+from sms_service import tasks
 from sms_service.backends.base import OutgoingMessage
 from sms_service.backends.tencent import ERROR_CODES, TencentBackend
 from sms_service.exceptions import (
@@ -19,6 +21,8 @@ from sms_service.exceptions import (
     ProviderTemporaryError,
     SmsServiceConfigurationError,
 )
+from sms_service.models import Message, MessageStatus
+from sms_service.services import receipts
 
 from .fake_provider import free_port_refusing, running
 from .fake_tencent import SDK_APP_ID, SECRET_ID, SECRET_KEY, FakeTencent
@@ -217,10 +221,10 @@ def test_poll_one_message_by_phone_number(make_backend, fake_tencent) -> None:
     backend = make_backend()
     sent = backend.send(sms())
     now = datetime.now(UTC)
-    assert backend.poll_status(sent.provider_message_id, to="+8618612345678", sent_at=now) is None
+    assert backend.poll_message_status(sent.provider_message_id, to="+8618612345678", sent_at=now) is None
 
     fake_tencent.report(sent.provider_message_id, "FAIL", "MK:0005")
-    report = backend.poll_status(sent.provider_message_id, to="+8618612345678", sent_at=now)
+    report = backend.poll_message_status(sent.provider_message_id, to="+8618612345678", sent_at=now)
     assert (report.status, report.error_code) == ("undelivered", "MK:0005")
 
 
@@ -240,3 +244,69 @@ def test_pull_hands_out_each_receipt_once(make_backend, fake_tencent) -> None:
 def test_pull_from_an_unreachable_tencent_is_temporary() -> None:
     with pytest.raises(ProviderTemporaryError):
         TencentBackend(alias="tencent", **_options()).pull_delivery_reports()
+
+
+# --- through the outbox's receipt paths --------------------------------------------------
+
+
+@pytest.fixture
+def tencent_settings(fake_tencent) -> Iterator[None]:
+    config = {"BACKENDS": {
+        "default": {"BACKEND": "sms_service.backends.locmem.LocmemBackend"},
+        "tencent": {"BACKEND": "sms_service.backends.tencent.TencentBackend",
+                    "OPTIONS": _options(fake_tencent)},
+    }}
+    with override_settings(SMS_SERVICE=config):
+        yield
+
+
+def _accepted(app, serial: str):
+    return Message.objects.create(
+        app=app, phone="+8618612345678", body="【Demo】您的验证码是******",
+        backend="tencent", provider="tencent", provider_message_id=serial,
+        status=MessageStatus.ACCEPTED, sent_at=timezone.now(),
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("tencent_settings")
+def test_pulled_receipts_settle_messages(app, fake_tencent) -> None:
+    serial = TencentBackend(alias="tencent", **_options(fake_tencent)).send(sms()).provider_message_id
+    message = _accepted(app, serial)
+    fake_tencent.report(serial)
+
+    assert tasks.pull_delivery_receipts() == {"applied": 1}
+
+    message.refresh_from_db()
+    assert message.status == MessageStatus.DELIVERED
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("tencent_settings")
+def test_callback_through_the_webhook_answers_tencents_shape(app, client) -> None:
+    message = _accepted(app, "2028:42")
+    body = [{"sid": "2028:42", "report_status": "FAIL", "errmsg": "MK:0001", "description": "空号"}]
+    response = client.post(f"/sms_service/receipts/tencent?token={TOKEN}",
+                           data=json.dumps(body), content_type="application/json")
+
+    assert response.status_code == 200
+    assert response.json()["result"] == 0
+    message.refresh_from_db()
+    assert (message.status, message.error_code) == (MessageStatus.UNDELIVERED, "MK:0001")
+    forged = client.post("/sms_service/receipts/tencent?token=nope",
+                         data=json.dumps(body), content_type="application/json")
+    assert forged.status_code == 403
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("tencent_settings")
+def test_status_poll_asks_by_phone_number(app, fake_tencent) -> None:
+    serial = TencentBackend(alias="tencent", **_options(fake_tencent)).send(sms()).provider_message_id
+    message = _accepted(app, serial)
+    fake_tencent.report(serial, "FAIL", "MK:0004")
+    Message.objects.filter(pk=message.pk).update(
+        updated_at=message.updated_at - timedelta(minutes=10))
+
+    assert receipts.poll_statuses() == {"polled": 1, "changed": 1}
+    message.refresh_from_db()
+    assert message.status == MessageStatus.UNDELIVERED

@@ -339,8 +339,8 @@ class AliyunBackend(BaseSmsBackend):
 
     # --- polling -----------------------------------------------------------------
 
-    def poll_status(
-        self, provider_message_id: str, *, to: str = "", sent_at: datetime | None = None
+    def poll_message_status(
+        self, provider_message_id: str, *, to: str, sent_at: datetime | None
     ) -> DeliveryReport | None:
         """``QuerySendDetails`` by number, day and BizId. None without both."""
         if not (to and sent_at and provider_message_id):

@@ -215,12 +215,8 @@ class BaseSmsBackend:
         their own shape to stop retrying)."""
         return summary
 
-    def poll_status(
-        self, provider_message_id: str, *, to: str = "", sent_at: datetime | None = None
-    ) -> DeliveryReport | None:
-        """Ask the provider for a message's status; None when it cannot tell.
-        ``to`` and ``sent_at`` help providers that look messages up by number
-        and day."""
+    def poll_status(self, provider_message_id: str) -> DeliveryReport | None:
+        """Ask the provider for a message's status; None when it cannot tell."""
         return None
 
     #: Whether :meth:`find_sent` can tell if the provider has a message.
@@ -232,6 +228,19 @@ class BaseSmsBackend:
         certainly has not. Raise ProviderTemporaryError when it cannot tell now.
         Only called when :attr:`can_find_sent` is true."""
         raise NotImplementedError(f"{self.provider_name} cannot look messages up")
+    def poll_message_status(
+        self, provider_message_id: str, *, to: str, sent_at: datetime | None
+    ) -> DeliveryReport | None:
+        """:meth:`poll_status` for providers that look a message up by number and
+        day as well as by id (Aliyun, Tencent Cloud override this one)."""
+        return self.poll_status(provider_message_id)
+
+    @classmethod
+    def can_poll(cls) -> bool:
+        return (
+            cls.poll_status is not BaseSmsBackend.poll_status
+            or cls.poll_message_status is not BaseSmsBackend.poll_message_status
+        )
 
     def option(self, name: str, default: Any = ..., *, required: bool = False) -> Any:
         """An option from ``BACKENDS[alias]["OPTIONS"]``; names the key when missing."""

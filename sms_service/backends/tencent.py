@@ -291,8 +291,8 @@ class TencentBackend(BaseSmsBackend):
         # Tencent Cloud calls back again unless the answer says result 0.
         return {"result": 0, "errmsg": "OK", **summary}
 
-    def poll_status(
-        self, provider_message_id: str, *, to: str = "", sent_at: datetime | None = None
+    def poll_message_status(
+        self, provider_message_id: str, *, to: str, sent_at: datetime | None
     ) -> DeliveryReport | None:
         """``PullSmsSendStatusByPhoneNumber`` around the sending time; finds the
         message by serial number. None when it is not (yet) reported."""

@@ -455,9 +455,7 @@ class TwilioBackend(BaseSmsBackend):
 
     # --- polling -----------------------------------------------------------------
 
-    def poll_status(
-        self, provider_message_id: str, *, to: str = "", sent_at: datetime | None = None
-    ) -> DeliveryReport | None:
+    def poll_status(self, provider_message_id: str) -> DeliveryReport | None:
         """Fetch a message (SM/MM SID) or call (CA SID) and report its status.
 
         Returns None for a SID Twilio cannot have issued. A GET is safe to

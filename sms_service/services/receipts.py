@@ -169,15 +169,15 @@ def _pollable_backend(alias: str) -> BaseSmsBackend | None:
     except SmsServiceConfigurationError:
         logger.warning("status poll: backend alias %r is no longer configured", alias)
         return None
-    # Backends that keep the base class's poll_status cannot tell anything.
-    if type(backend).poll_status is BaseSmsBackend.poll_status:
+    # Backends that keep the base class's polling methods cannot tell anything.
+    if not backend.can_poll():
         return None
     return backend
 
 
 def _poll_one(backend: BaseSmsBackend, message: Message) -> int:
     try:
-        report = backend.poll_status(
+        report = backend.poll_message_status(
             message.provider_message_id, to=message.phone, sent_at=message.sent_at
         )
     except ProviderError as exc:
