@@ -195,6 +195,25 @@ def running(fake: F) -> Iterator[F]:
         fake.stop()
 
 
+def outgoing(**fields: Any):
+    """An OutgoingMessage to a mainland number with a mapped template."""
+    from datetime import UTC, datetime
+
+    from sms_service.backends.base import OutgoingMessage
+
+    values: dict[str, Any] = {
+        "message_id": 7,
+        "app_id": "app-1",
+        "to": "+8618612345678",
+        "channel": "sms",
+        "body": "【Demo】您的验证码是123456",
+        "created": datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC),
+        "template_params": (("code", "123456"), ("ttl", "10")),
+    }
+    values.update(fields)
+    return OutgoingMessage(**values)
+
+
 def free_port_refusing() -> int:
     """A port on 127.0.0.1 nothing listens on (connections are refused)."""
     with socket.socket() as sock:

@@ -23,7 +23,7 @@ from sms_service.exceptions import (
 )
 
 from .fake_aliyun import ACCESS_KEY_ID, ACCESS_KEY_SECRET, FakeAliyun
-from .fake_provider import free_port_refusing, running
+from .fake_provider import free_port_refusing, outgoing, running
 
 TOKEN = "receipt-secret"
 
@@ -60,18 +60,8 @@ def make_backend(fake_aliyun: FakeAliyun) -> Callable[..., AliyunBackend]:
 
 
 def sms(**fields: Any) -> OutgoingMessage:
-    values: dict[str, Any] = {
-        "message_id": 7,
-        "app_id": "app-1",
-        "to": "+8618612345678",
-        "channel": "sms",
-        "body": "【Demo】您的验证码是123456",
-        "created": datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC),
-        "template_id": "SMS_154950909",
-        "template_params": (("code", "123456"), ("ttl", "10")),
-    }
-    values.update(fields)
-    return OutgoingMessage(**values)
+    fields.setdefault("template_id", "SMS_154950909")
+    return outgoing(**fields)
 
 
 # --- configuration ---------------------------------------------------------------------

@@ -24,7 +24,7 @@ from sms_service.exceptions import (
 from sms_service.models import Message, MessageStatus
 from sms_service.services import receipts
 
-from .fake_provider import free_port_refusing, running
+from .fake_provider import free_port_refusing, outgoing, running
 from .fake_tencent import SDK_APP_ID, SECRET_ID, SECRET_KEY, FakeTencent
 
 TOKEN = "callback-secret"
@@ -60,18 +60,8 @@ def make_backend(fake_tencent: FakeTencent) -> Callable[..., TencentBackend]:
 
 
 def sms(**fields: Any) -> OutgoingMessage:
-    values: dict[str, Any] = {
-        "message_id": 7,
-        "app_id": "app-1",
-        "to": "+8618612345678",
-        "channel": "sms",
-        "body": "【Demo】您的验证码是123456",
-        "created": datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC),
-        "template_id": "449739",
-        "template_params": (("code", "123456"), ("ttl", "10")),
-    }
-    values.update(fields)
-    return OutgoingMessage(**values)
+    fields.setdefault("template_id", "449739")
+    return outgoing(**fields)
 
 
 @pytest.mark.parametrize("key", ["SECRET_ID", "SECRET_KEY", "SDK_APP_ID"])
