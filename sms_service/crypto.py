@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -101,3 +102,24 @@ def decrypt(token: bytes | memoryview) -> str:
         return _fernet().decrypt(bytes(token)).decode()
     except InvalidToken as exc:
         raise ValueError("payload cannot be decrypted with any of the secret keys") from exc
+
+
+#: Marks a payload holding the text and the values of template parameters.
+_WITH_VALUES = "\x00v1:"
+
+
+def encrypt_message(text: str, values: dict[str, str] | None = None) -> bytes:
+    """The encrypted payload of a message: its text, plus the values a
+    template-based provider fills its own template with (when given)."""
+    if not values:
+        return encrypt(text)
+    return encrypt(_WITH_VALUES + json.dumps({"text": text, "values": values}))
+
+
+def decrypt_message(token: bytes | memoryview) -> tuple[str, dict[str, str]]:
+    """(text, template values) of a payload written by :func:`encrypt_message`."""
+    plain = decrypt(token)
+    if not plain.startswith(_WITH_VALUES):
+        return plain, {}
+    data = json.loads(plain[len(_WITH_VALUES):])
+    return data["text"], data["values"]

@@ -273,6 +273,14 @@ class LoginLockedError(SmsServiceError):
 # --- Provider errors (raised by backends, handled by the delivery service) ---------
 
 
+class ProviderTemplateMissingError(SmsServiceError):
+    """A template-based provider on the message's route has no template mapped
+    for the text (raised before anything is held or charged)."""
+
+    code = ErrorCode.TEMPLATE_NOT_FOUND
+    default_message = "The template has no provider template for this provider."
+
+
 class ProviderError(SmsServiceError):
     """A provider call failed. ``raw`` keeps the provider's reply for the event log."""
 

@@ -19,6 +19,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonRes
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -280,10 +281,19 @@ class TemplateVersionInline(admin.TabularInline):
     can_delete = False
     fields = [
         "number", "status", "signature", "body", "rejection_reason", "override_reason",
-        "submitted_by", "created_at", "reviewed_by", "reviewed_at",
+        "submitted_by", "created_at", "reviewed_by", "reviewed_at", "provider_templates_link",
     ]
     readonly_fields = fields
     ordering = ["-number"]
+
+    @admin.display(description=_("provider templates"))
+    def provider_templates_link(self, obj: TemplateVersion) -> str:
+        if not obj.pk:
+            return "—"
+        url = reverse("admin:sms_service_templateversion_change", args=[obj.pk])
+        count = obj.provider_templates.count()
+        return format_html('<a href="{}">{}</a>', url,
+                           _("%d mapped — edit") % count if count else _("map…"))
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -3,7 +3,13 @@ from .app import App, FixedCodeNumber, KeyRotation
 from .billing import LedgerEntry, LedgerKind, Price, UnmatchedReceipt  # issue 5
 from .captcha import CaptchaChallenge, CaptchaValidateToken
 from .codes import CodePurpose, CodeStatus, VerificationCode
-from .content import ReviewStatus, Signature, Template, TemplateVersion
+from .content import (
+    ProviderTemplate,
+    ReviewStatus,
+    Signature,
+    Template,
+    TemplateVersion,
+)
 from .messages import (
     Channel,
     Message,
@@ -35,6 +41,7 @@ __all__ = [
     "MessageKind",
     "MessageStatus",
     "Price",
+    "ProviderTemplate",
     "ReviewStatus",
     "Signature",
     "Template",

@@ -305,3 +305,69 @@ class TemplateVersion(Reviewable):
             f: instance.__dict__[f] for f in cls.FROZEN_FIELDS if f in instance.__dict__
         }
         return instance
+
+
+class ProviderTemplate(models.Model):
+    """What a template-based provider (Aliyun, Tencent Cloud) sends for one of
+    our texts: its own template id and the parameters in its order.
+
+    ``template_version`` null stands for the default verification text (per
+    channel: a voice code needs a text-to-speech template); ``app`` null makes
+    such a mapping serve every app that has none of its own. Parameter names
+    are the version's variables and the system variables (``code``, ``name``,
+    ``ttl``, ``sign``, ``template``; ``op`` for the default text).
+    """
+
+    backend = models.CharField(
+        _("backend alias"), max_length=32,
+        help_text=_('An alias of SMS_SERVICE["BACKENDS"] whose provider sends templates only.'),
+    )
+    template_version = models.ForeignKey(
+        TemplateVersion, verbose_name=_("template version"), null=True, blank=True,
+        on_delete=models.CASCADE, related_name="provider_templates",
+        help_text=_("Empty: the default verification text."),
+    )
+    app = models.ForeignKey(
+        App, verbose_name=_("app"), null=True, blank=True, on_delete=models.CASCADE,
+        related_name="provider_templates",
+        help_text=_("Default text only: empty serves every app without its own."),
+    )
+    channel = models.CharField(
+        _("channel"), max_length=8, default="sms",
+        choices=[("sms", _("SMS")), ("voice", _("Voice call"))],
+    )
+    provider_template_id = models.CharField(
+        _("provider template id"), max_length=64,
+        help_text=_("Aliyun: the TemplateCode (SMS_…, TTS_… for voice); Tencent Cloud: the TemplateId."),
+    )
+    parameters = models.JSONField(
+        _("parameters"), default=list, blank=True,
+        help_text=_('Names in the provider template\'s order, e.g. ["code", "ttl"].'),
+    )
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("provider template")
+        verbose_name_plural = _("provider templates")
+        ordering = ["backend", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["template_version", "backend"],
+                condition=models.Q(template_version__isnull=False),
+                name="sms_provider_tpl_version",
+            ),
+            models.UniqueConstraint(
+                fields=["app", "backend", "channel"],
+                condition=models.Q(template_version__isnull=True, app__isnull=False),
+                name="sms_provider_tpl_app_default",
+            ),
+            models.UniqueConstraint(
+                fields=["backend", "channel"],
+                condition=models.Q(template_version__isnull=True, app__isnull=True),
+                name="sms_provider_tpl_default",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        what = str(self.template_version) if self.template_version_id else _("default text")
+        return f"{what} → {self.backend}:{self.provider_template_id}"

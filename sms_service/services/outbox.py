@@ -30,9 +30,9 @@ from django.utils import timezone
 from .. import signals
 from ..adapter import get_adapter
 from ..backends import get_backend
-from ..backends.base import DeliveryReport, OutgoingMessage, SendResult
+from ..backends.base import BaseSmsBackend, DeliveryReport, OutgoingMessage, SendResult
 from ..conf import app_settings
-from ..crypto import decrypt
+from ..crypto import decrypt_message
 from ..exceptions import (
     ProviderOutcomeUnknownError,
     ProviderRejectedError,
@@ -41,7 +41,7 @@ from ..exceptions import (
     SmsServiceConfigurationError,
 )
 from ..models import FINAL_STATUSES, App, Message, MessageEvent, MessageStatus
-from . import billing, recovery
+from . import billing, provider_templates, recovery
 
 logger = logging.getLogger(__name__)
 
@@ -149,11 +149,10 @@ def deliver(*, message_id: int) -> str:
     message = Message.objects.select_related("app").get(pk=message_id)
     record_event(message, f"attempt {message.attempts}", status=MessageStatus.SENDING)
     backend = get_backend(message.backend)
-    outgoing = _outgoing(message)
     if not recovery.start_call(message):
         return "skipped"  # this claim was abandoned and given to another run
     try:
-        result = backend.send(outgoing)
+        result = backend.send(_outgoing(message, backend))
     except SendCancelled as exc:
         transition(message, MessageStatus.FAILED, description=f"cancelled before sending: {exc}",
                    error_code="cancelled", error_message=str(exc), payload=None)
@@ -175,9 +174,23 @@ def deliver(*, message_id: int) -> str:
     return message.status
 
 
-def _outgoing(message: Message) -> OutgoingMessage:
-    text = decrypt(message.payload) if message.payload is not None else message.body
+def _outgoing(message: Message, backend: BaseSmsBackend | None = None) -> OutgoingMessage:
+    if message.payload is not None:
+        text, values = decrypt_message(message.payload)
+    else:
+        text, values = message.body, {}
     digits = text if message.channel == "voice" else ""
+    template_id, params, sign_name = "", (), ""
+    if backend is not None and backend.uses_templates:
+        # The provider sends its own registered template, filled with the values.
+        mapping = provider_templates.find(
+            app=message.app, version=message.template_version, alias=backend.alias,
+            channel=message.channel,
+        )
+        template_id, params = provider_templates.fill(
+            mapping=mapping, values=values, alias=backend.alias
+        )
+        sign_name = message.signature.text if message.signature_id else ""
     return OutgoingMessage(
         message_id=message.pk,
         app_id=message.app.app_id,
@@ -187,6 +200,9 @@ def _outgoing(message: Message) -> OutgoingMessage:
         digits=digits,
         created=message.created_at,
         status_callback=_status_callback(message),
+        template_id=template_id,
+        template_params=params,
+        sign_name=sign_name,
     )
 
 

@@ -17,10 +17,10 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
-from .. import signals, templating
+from .. import adapter, signals, templating
 from ..adapter import get_adapter
 from ..conf import app_settings
-from ..crypto import encrypt
+from ..crypto import encrypt_message
 from ..exceptions import (
     InvalidParameterError,
     OperationForbiddenError,
@@ -29,7 +29,7 @@ from ..exceptions import (
 )
 from ..models import App, Channel, CodePurpose, Message, MessageKind, MessageStatus
 from ..phone import PhoneNumber, parse_destination
-from . import billing, captcha, codes, content, outbox, ratelimit
+from . import billing, captcha, codes, content, outbox, provider_templates, ratelimit
 
 #: Attempts at drawing a verification code that no other number holds.
 _CODE_DRAWS = 5
@@ -93,6 +93,16 @@ def request_sms(*, app: App, request: SmsRequest, is_master: bool = False) -> Me
     placeholder = PLACEHOLDER_CHAR * app_settings.CODE_LENGTH if with_code else ""
     text = _compose(app=app, name=name, op=op, resolved=resolved, variables=variables,
                     code=placeholder, ttl=ttl, channel=channel)
+    kind = MessageKind.VERIFICATION if channel == Channel.VOICE else resolved.kind
+    route = _route(app=app, phone=phone, channel=channel, kind=kind)
+    # A template-based provider on the route needs its template mapped: refused
+    # here, before anything is held or charged.
+    values = None
+    if provider_templates.check_route(app=app, version=resolved.version, channel=channel,
+                                      aliases=route):
+        values = _template_values(app=app, request=request, resolved=resolved,
+                                  variables=variables, code=placeholder, ttl=ttl,
+                                  channel=channel)
     quote = billing.quote(app=app, phone=phone, channel=channel, text=text)
     if resolved.signature is not None:
         budget_signature = resolved.signature.pk
@@ -104,7 +114,8 @@ def request_sms(*, app: App, request: SmsRequest, is_master: bool = False) -> Me
         try:
             message = _commit(app=app, request=request, phone=phone, channel=channel,
                               resolved=resolved, text=text, placeholder=placeholder,
-                              quote=quote, ttl=ttl, with_code=with_code, fixed=fixed)
+                              quote=quote, ttl=ttl, with_code=with_code, fixed=fixed,
+                              backend=route[0], values=values)
             break
         except codes.CodeCollisionError as collision:
             if attempt == _CODE_DRAWS - 1:
@@ -117,7 +128,7 @@ def request_sms(*, app: App, request: SmsRequest, is_master: bool = False) -> Me
 
 
 def _commit(*, app, request, phone, channel, resolved, text, placeholder, quote, ttl,
-            with_code, fixed) -> Message:
+            with_code, fixed, backend, values) -> Message:
     """One transaction: the code, the message, the billing hold, the enqueue."""
     with transaction.atomic():
         if _given(request.validate_token):
@@ -129,7 +140,8 @@ def _commit(*, app, request, phone, channel, resolved, text, placeholder, quote,
                                     ttl_minutes=ttl, fixed_code=fixed).code
         message = _create_message(app=app, phone=phone, channel=channel, resolved=resolved,
                                   text=text, placeholder=placeholder, code=code, quote=quote,
-                                  is_test=fixed is not None, client_ip=request.client_ip)
+                                  is_test=fixed is not None, client_ip=request.client_ip,
+                                  backend=backend, values=values)
         if message.is_test:
             outbox.record_event(message, "test number: not sent, not billed",
                                 status=message.status)
@@ -248,10 +260,36 @@ def _default_text(*, app: App, signature_text: str, name: str, op: str | None,
     return templating.compose(signature_text=signature_text, body=body, marketing=False)
 
 
+def _route(*, app: App, phone: PhoneNumber, channel: str, kind: str) -> list[str]:
+    """The backend aliases a message may go through, in order (the adapter's)."""
+    return outbox.route(app=app, phone=phone.e164, channel=channel, kind=kind)
+
+
+def _template_values(*, app, request, resolved, variables, code, ttl, channel) -> dict[str, str]:
+    """What a provider template's parameters may name: the system variables and,
+    for a template version, the caller's variables."""
+    if channel == Channel.VOICE:
+        return {"code": code}
+    values = {"name": _optional_text(request.name, "name") or app.name, "ttl": str(ttl)}
+    if code:
+        values["code"] = code
+    if resolved.version is None:
+        lang = app.default_language if app.default_language in adapter.DEFAULT_OPS else "zh"
+        values["op"] = _optional_text(request.op, "op") or adapter.DEFAULT_OPS[lang]
+    else:
+        values.update(variables, sign=resolved.signature.text,
+                      template=resolved.version.template.name)
+    return values
+
+
 def _create_message(*, app, phone: PhoneNumber, channel, resolved, text, placeholder, code,
-                    quote, is_test, client_ip) -> Message:
+                    quote, is_test, client_ip, backend, values) -> Message:
     shown = text.replace(placeholder, "*" * len(placeholder)) if placeholder else text
     kind = MessageKind.VERIFICATION if channel == Channel.VOICE else resolved.kind
+    if placeholder:
+        text = text.replace(placeholder, code)
+        values = values and {name: value.replace(placeholder, code)
+                             for name, value in values.items()}
     return Message.objects.create(
         app=app,
         phone=phone.e164,
@@ -261,14 +299,13 @@ def _create_message(*, app, phone: PhoneNumber, channel, resolved, text, placeho
         template_version=resolved.version,
         signature=resolved.signature,
         body=shown,
-        payload=None if is_test else encrypt(text.replace(placeholder, code) if placeholder else text),
+        payload=None if is_test else encrypt_message(text, values),
         length=quote.length,
         segments=quote.segments,
         cost=0 if is_test else quote.amount,
         is_test=is_test,
         status=MessageStatus.DELIVERED if is_test else MessageStatus.QUEUED,
-        backend="test-number" if is_test else outbox.route(
-            app=app, phone=phone.e164, channel=channel, kind=kind)[0],
+        backend="test-number" if is_test else backend,
         provider="test-number" if is_test else "",
         client_ip=client_ip,
         finished_at=timezone.now() if is_test else None,
