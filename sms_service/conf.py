@@ -191,6 +191,39 @@ DEFAULTS: dict[str, Any] = {
     # answer spends its challenge, so this also bounds guessing.
     "CAPTCHA_REQUESTS_PER_IP": [(60, 30), (3600, 300)],
     # --- end of CAPTCHA block --------------------------------------------------------
+    # --- Routing, failover and pumping defence ------------------------------------
+    # Routes: the first entry whose "region" (ISO code), "channel" and "kind"
+    # match ("*" or absent matches all) gives the ordered backend aliases of a
+    # message; the next alias is tried when one fails the call. No match: the
+    # channel's alias from CHANNEL_BACKENDS.
+    "ROUTES": [],
+    # Per backend: this many temporary failures within WINDOW_SECONDS open its
+    # circuit (skipped) for COOL_DOWN_SECONDS, then one probe decides. Kept in
+    # CIRCUIT_CACHE, shared by every process (Redis in production).
+    "CIRCUIT_BREAKER": {"FAILURES": 5, "WINDOW_SECONDS": 60, "COOL_DOWN_SECONDS": 60},
+    "CIRCUIT_CACHE": "default",
+    # SMS pumping defence (apps may override keys in App.pumping_settings). The
+    # share of verification codes that get verified is counted per number range
+    # (the number without its last RANGE_DIGITS digits) and per country over
+    # WINDOW_SECONDS (in BUCKET_SECONDS slices). When a range or country with at
+    # least *_MIN_VOLUME codes in the window falls below MAX_RATIO times the
+    # app's baseline (its share over BASELINE_SECONDS, or DEFAULT_BASELINE
+    # before BASELINE_MIN_VOLUME codes), new sends there are held back until an
+    # operator lifts the block. Counters live in PUMPING_CACHE.
+    "PUMPING_DEFENCE": {
+        "ENABLED": True,
+        "RANGE_DIGITS": 6,
+        "WINDOW_SECONDS": 3600,
+        "BUCKET_SECONDS": 300,
+        "RANGE_MIN_VOLUME": 20,
+        "COUNTRY_MIN_VOLUME": 200,
+        "MAX_RATIO": 0.25,
+        "BASELINE_SECONDS": 86400,
+        "BASELINE_MIN_VOLUME": 100,
+        "DEFAULT_BASELINE": 0.6,
+    },
+    "PUMPING_CACHE": "default",
+    # --- end of routing block -----------------------------------------------------
 }
 
 #: Settings holding dotted paths, imported on access.

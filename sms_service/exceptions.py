@@ -117,9 +117,29 @@ class InvalidParameterError(SmsServiceError):
 class OperationForbiddenError(SmsServiceError):
     code = ErrorCode.OPERATION_FORBIDDEN
     default_message = gettext_noop("That operation isn't allowed for clients.")
+
+
+class SendingHeldBackError(SmsServiceError):
+    """The pumping defence holds back sends to this number range or country."""
+
+    code = ErrorCode.OPERATION_FORBIDDEN
+    default_message = gettext_noop(
+        "Sending to this number range is held back: its verification codes are "
+        "rarely used (suspected SMS pumping). The app's owner has been told."
+    )
+
+
 class InvalidPhoneNumberError(SmsServiceError, ValueError):
     code = ErrorCode.INVALID_PHONE_NUMBER
     default_message = gettext_noop("The mobile phone number was invalid.")
+
+
+class CountryNotAllowedError(InvalidPhoneNumberError):
+    """The app's geo permissions do not include the number's country."""
+
+    default_message = gettext_noop("This app does not send to that country.")
+
+
 class InternationalDisabledError(SmsServiceError):
     default_message = gettext_noop("International SMS is disabled, please enable it in console.")
 

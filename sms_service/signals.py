@@ -80,3 +80,15 @@ member_sessions_ended = Signal()
 #: The app's balance fell below its alert threshold (once per crossing, after
 #: commit). sender: App. Args: app, balance, threshold.
 balance_low = Signal()
+# --- Routing and pumping defence ------------------------------------------------------
+
+#: A backend's circuit breaker opened or closed. sender: None. Args: alias, state
+#: ("open" or "closed").
+circuit_changed = Signal()
+
+#: The pumping defence started holding back sends to a number range or country
+#: of an app. sender: PumpingBlock. Args: block, app.
+pumping_blocked = Signal()
+
+#: An operator lifted a pumping block. sender: PumpingBlock. Args: block, app, by.
+pumping_block_lifted = Signal()

@@ -1,4 +1,5 @@
-"""Admin for provider templates: what Aliyun or Tencent Cloud sends for a text.
+"""Admin for provider templates (what Aliyun or Tencent Cloud sends for a text)
+and for the blocks of the SMS pumping defence.
 
 Mappings of a template version are edited on the version's own page (linked
 from the template's version rows); the default verification text's mappings
@@ -10,14 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from ..conf import app_settings
-from ..models import ProviderTemplate, TemplateVersion
-from ..services import provider_templates
+from ..models import ProviderTemplate, PumpingBlock, TemplateVersion
+from ..services import provider_templates, pumping
 
 
 def _template_aliases() -> list[tuple[str, str]]:
@@ -102,3 +103,47 @@ class ProviderTemplateAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return ["template_version"] if obj is not None and obj.template_version_id else []
+
+
+class ActiveFilter(admin.SimpleListFilter):
+    title = _("state")
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("active", _("Holding back")), ("lifted", _("Lifted"))]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        if self.value() == "active":
+            return queryset.filter(lifted_at__isnull=True)
+        if self.value() == "lifted":
+            return queryset.filter(lifted_at__isnull=False)
+        return queryset
+
+
+@admin.register(PumpingBlock)
+class PumpingBlockAdmin(admin.ModelAdmin):
+    """What the pumping defence held back and why; lifting is the undo."""
+
+    list_display = ["value", "scope", "app", "created_at", "refused", "active", "lifted_by"]
+    list_filter = [ActiveFilter, "scope", "app"]
+    list_select_related = ["app", "lifted_by"]
+    readonly_fields = ["app", "scope", "value", "reason", "stats", "refused", "created_at",
+                       "lifted_at", "lifted_by"]
+    fields = readonly_fields
+    actions = ["lift_blocks"]
+
+    @admin.display(description=_("active"), boolean=True)
+    def active(self, obj: PumpingBlock) -> bool:
+        return obj.is_active
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # lifted blocks stay as the record of what was done
+
+    @admin.action(description=_("Lift selected blocks (sends resume)"), permissions=["change"])
+    def lift_blocks(self, request: HttpRequest, queryset: Any) -> None:
+        lifted = sum(pumping.lift(block=block, by=request.user)
+                     for block in queryset.select_related("app"))
+        self.message_user(request, _("%d block(s) lifted.") % lifted, messages.SUCCESS)

@@ -22,6 +22,7 @@ from ..models import (
     Message,
     MessageEvent,
     MessageStatus,
+    PumpingBlock,
 )
 from ..models.messages import FULL_NUMBERS_PERMISSION
 from ..services import exports, stats
@@ -97,12 +98,21 @@ class AppAdmin(admin.ModelAdmin):
             "allow_voice_to_landlines",
             "default_language", "enforce_carrier_signature_rules",
         ]}),
+        (_("Fraud defence"), {"fields": [
+            "allowed_countries", "pumping_defence", "pumping_settings",
+        ]}),
         (_("Account settings"), {"fields": [
             "signup_sends_verification", "forbid_unverified_login",
             "allow_unverified_reset", "allow_sms_login",
         ]}),
         (_("History"), {"fields": ["created_at", "updated_at"]}),
     ]
+
+    def render_change_form(self, request, context, *args, **kwargs):
+        app = context.get("original")
+        if app is not None and request.method == "GET":
+            _warn_blocks(request, PumpingBlock.objects.active().filter(app=app))
+        return super().render_change_form(request, context, *args, **kwargs)
 
 
     @admin.display(description=_("Balance"), ordering="balance")
@@ -280,6 +290,7 @@ class MessageAdmin(admin.ModelAdmin):
         and an app (view permission required)."""
         if not self.has_view_permission(request):
             raise PermissionDenied
+        _warn_blocks(request, PumpingBlock.objects.active())
         form = RangeForm(request.GET, default="7d")
         period, app = form.period, form.selected_app
         data = stats.summary(app=app, start=period.start, end=period.end)
@@ -318,3 +329,13 @@ class MessageAdmin(admin.ModelAdmin):
             "timezone": timezone.get_current_timezone_name(),
         }
         return TemplateResponse(request, "sms_service/admin/dashboard.html", context)
+
+
+def _warn_blocks(request, blocks) -> None:
+    """A banner per active pumping block, linking to where it is lifted."""
+    url = reverse("admin:sms_service_pumpingblock_changelist") + "?state=active"
+    for block in blocks.select_related("app")[:10]:
+        messages.warning(request, format_html(
+            '{}: sends to {} are held back (suspected SMS pumping) since {}. '
+            '<a href="{}">Review or lift</a>.',
+            block.app.name, block.value, f"{block.created_at:%Y-%m-%d %H:%M} UTC", url))

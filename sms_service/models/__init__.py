@@ -18,6 +18,7 @@ from .messages import (
     MessageStatus,
     mask_phone,
 )
+from .pumping import PumpingBlock
 from .users import AppUser, LoginLockout, UserSession
 from .webhooks import Webhook, WebhookDelivery, WebhookDeliveryStatus, WebhookEvent
 
@@ -42,6 +43,7 @@ __all__ = [
     "MessageStatus",
     "Price",
     "ProviderTemplate",
+    "PumpingBlock",
     "ReviewStatus",
     "Signature",
     "Template",

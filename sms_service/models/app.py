@@ -172,6 +172,21 @@ class App(models.Model):
             "are always refused."
         ),
     )
+    allowed_countries = models.JSONField(
+        _("allowed countries"), default=list, blank=True,
+        help_text=_('Geo permissions: ISO codes this app may send to, e.g. ["CN", "HK"]; '
+                    "empty: every country of the global coverage list."),
+    )
+    pumping_defence = models.BooleanField(
+        _("SMS pumping defence"), default=True,
+        help_text=_("Hold back sends to number ranges and countries whose codes are "
+                    "rarely verified."),
+    )
+    pumping_settings = models.JSONField(
+        _("pumping defence settings"), default=dict, blank=True,
+        help_text=_('Overrides of SMS_SERVICE["PUMPING_DEFENCE"] for this app, e.g. '
+                    '{"RANGE_MIN_VOLUME": 50}.'),
+    )
     default_language = models.CharField(
         _("default message language"),
         max_length=2,

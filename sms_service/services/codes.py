@@ -23,7 +23,7 @@ from ..conf import app_settings
 from ..crypto import code_digest, code_digests, code_lookup, code_lookups, matches_any
 from ..exceptions import InvalidCodeError, SmsServiceConfigurationError
 from ..models import App, CodeStatus, FixedCodeNumber, VerificationCode
-from . import ratelimit
+from . import pumping, ratelimit
 
 
 @dataclass(frozen=True)
@@ -177,6 +177,7 @@ def verify_code(*, app: App, phone: str, purpose: str, code: object) -> None:
                                                     now, app_settings.CODE_MAX_ATTEMPTS])
     if not consumed:
         raise InvalidCodeError()
+    pumping.record_verified(app=app, phone=phone)
     signals.code_verified.send_robust(
         sender=VerificationCode, app=app, phone=phone, purpose=purpose
     )
@@ -239,6 +240,7 @@ def _consume(row: VerificationCode) -> VerificationCode:
     if not won:
         raise InvalidCodeError()
     row.status, row.used_at = CodeStatus.USED, now
+    pumping.record_verified(app=row.app, phone=row.phone)
     signals.code_verified.send_robust(
         sender=VerificationCode, app=row.app, phone=row.phone, purpose=row.purpose
     )

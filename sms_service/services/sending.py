@@ -29,7 +29,7 @@ from ..exceptions import (
 )
 from ..models import App, Channel, CodePurpose, Message, MessageKind, MessageStatus
 from ..phone import PhoneNumber, parse_destination
-from . import billing, captcha, codes, content, outbox, provider_templates, ratelimit
+from . import billing, captcha, codes, content, outbox, provider_templates, pumping, ratelimit
 
 #: Attempts at drawing a verification code that no other number holds.
 _CODE_DRAWS = 5
@@ -71,6 +71,7 @@ def request_sms(*, app: App, request: SmsRequest, is_master: bool = False) -> Me
     channel = _channel(request.sms_type)
     phone = parse_destination(request.phone, allow_international=app.allow_international,
                               channel=channel, allow_landline_voice=app.allow_voice_to_landlines)
+    pumping.check(app=app, phone=phone)
     ttl = _ttl(request.ttl)
     template_name = _optional_text(request.template, "template")
     sign_name = _optional_text(request.sign, "sign")
@@ -121,6 +122,8 @@ def request_sms(*, app: App, request: SmsRequest, is_master: bool = False) -> Me
             if attempt == _CODE_DRAWS - 1:
                 raise
             collision.retire_if_expired()
+    if with_code and not message.is_test:
+        pumping.record_sent(app=app, phone=phone.e164, region=phone.region)
     if with_code:
         signals.code_sent.send_robust(sender=Message, app=app, phone=phone.e164,
                                       purpose=request.purpose, message=message)

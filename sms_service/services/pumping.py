@@ -1,0 +1,302 @@
+"""SMS pumping defence: hold back sends where verification codes are not used.
+
+Pumping bots request codes to numbers whose carrier shares the termination fee
+with them; nobody ever types those codes in. So the defence watches the share
+of codes that get verified, per app, per number range and per country, over a
+rolling window (counters in ``PUMPING_CACHE``, sliced in buckets). When a range
+or country has enough codes in the window and its share falls far below the
+app's own baseline, a :class:`~sms_service.models.PumpingBlock` is written: new
+sends there are refused with :class:`SendingHeldBackError` until an operator
+lifts it (admin), the ``pumping_blocked`` signal fires and the owner is told.
+
+Geo permissions (``App.allowed_countries``) narrow the global coverage list
+per app. Every refusal is logged with its reason; blocks count their refusals.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.cache import caches
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .. import signals
+from ..conf import app_settings
+from ..exceptions import CountryNotAllowedError, SendingHeldBackError
+from ..models import App, PumpingBlock
+from ..phone import PhoneNumber
+
+logger = logging.getLogger(__name__)
+
+Scope = PumpingBlock.Scope
+
+
+def settings_for(app: App) -> dict[str, Any]:
+    """The global PUMPING_DEFENCE merged with the app's overrides."""
+    return {**app_settings.PUMPING_DEFENCE, **(app.pumping_settings or {})}
+
+
+def enabled(app: App) -> bool:
+    return bool(app.pumping_defence and settings_for(app).get("ENABLED", True))
+
+
+def number_range(phone: str, config: dict[str, Any]) -> str:
+    return phone[: -int(config["RANGE_DIGITS"])]
+
+
+def _cache():
+    return caches[app_settings.PUMPING_CACHE]
+
+
+# --- the check on every send -------------------------------------------------------
+
+
+def check(*, app: App, phone: PhoneNumber) -> None:
+    """Refuse a send the app's geo permissions or an active block forbid."""
+    allowed = app.allowed_countries or []
+    if allowed and phone.region not in allowed:
+        logger.warning("send refused for app %s: country %s not in its geo permissions",
+                       app.app_id, phone.region)
+        raise CountryNotAllowedError(
+            f"This app does not send to {phone.region} (its allowed countries: "
+            f"{', '.join(allowed)})."
+        )
+    blocks = active_blocks(app)
+    if not blocks:
+        return
+    config = settings_for(app)
+    wanted = {(Scope.RANGE, number_range(phone.e164, config)), (Scope.COUNTRY, phone.region)}
+    hit = next((block for block in blocks if block in wanted), None)
+    if hit is None:
+        return
+    scope, value = hit
+    PumpingBlock.objects.active().filter(app=app, scope=scope, value=value).update(
+        refused=F("refused") + 1
+    )
+    logger.warning("send to %s refused for app %s: pumping block on %s %s",
+                   phone.prefix, app.app_id, scope, value)
+    what = "number range" if scope == Scope.RANGE else "country"
+    raise SendingHeldBackError(
+        f"Sending to this {what} ({value}) is held back: its verification codes are "
+        "rarely used (suspected SMS pumping). The app's owner has been told."
+    )
+
+
+def _blocks_key(app: App) -> str:
+    return f"sms_service:pumping:blocks:{app.pk}"
+
+
+def active_blocks(app: App) -> set[tuple[str, str]]:
+    """(scope, value) of the app's active blocks; cached, dropped on change."""
+    key = _blocks_key(app)
+    try:
+        cached = _cache().get(key)
+    except Exception:  # noqa: BLE001 - fall back to the database
+        cached = None
+    if cached is not None:
+        return {tuple(item) for item in cached}
+    rows = list(PumpingBlock.objects.active().filter(app=app).values_list("scope", "value"))
+    try:
+        _cache().set(key, rows, timeout=300)
+    except Exception:  # noqa: BLE001
+        pass
+    return {tuple(item) for item in rows}
+
+
+def _forget_blocks(app: App) -> None:
+    try:
+        _cache().delete(_blocks_key(app))
+    except Exception:  # noqa: BLE001
+        logger.exception("could not drop the cached pumping blocks of app %s", app.pk)
+
+
+# --- counting ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Share:
+    sent: int
+    verified: int
+
+    @property
+    def ratio(self) -> float:
+        return self.verified / self.sent if self.sent else 1.0
+
+
+def _key(app: App, what: str, scope: str, value: str, bucket: int) -> str:
+    return f"sms_service:pumping:{app.pk}:{what}:{scope}:{value}:{bucket}"
+
+
+def _bump(keys: list[str], timeout: int) -> None:
+    cache = _cache()
+    for key in keys:
+        cache.add(key, 0, timeout=timeout)
+        try:
+            cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, timeout=timeout)
+
+
+def _scopes(app: App, phone: str, region: str, config: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(Scope.RANGE, number_range(phone, config)), (Scope.COUNTRY, region),
+            ("app", "all")]
+
+
+def _counter_keys(app, what, phone, region, config, now) -> list[str]:
+    bucket = int(now // int(config["BUCKET_SECONDS"]))
+    hour = int(now // 3600)
+    keys = []
+    for scope, value in _scopes(app, phone, region, config):
+        # The app-wide baseline is counted by the hour, the rest by bucket.
+        keys.append(_key(app, what, scope, value, hour if scope == "app" else bucket))
+    return keys
+
+
+def record_sent(*, app: App, phone: str, region: str) -> PumpingBlock | None:
+    """Count a verification code sent; may write a block (returned)."""
+    if not enabled(app):
+        return None
+    config = settings_for(app)
+    now = time.time()
+    try:
+        _bump(_counter_keys(app, "sent", phone, region, config, now),
+              timeout=int(config["BASELINE_SECONDS"]) + 3600)
+        return _evaluate(app=app, phone=phone, region=region, config=config, now=now)
+    except Exception:  # noqa: BLE001 - counting must never fail a send
+        logger.exception("pumping counters unavailable for app %s", app.pk)
+        return None
+
+
+def record_verified(*, app: App, phone: str) -> None:
+    """Count a verification code used."""
+    if not enabled(app):
+        return
+    config = settings_for(app)
+    from ..phone import parse_phone
+
+    try:
+        region = parse_phone(phone).region
+        _bump(_counter_keys(app, "verified", phone, region, config, time.time()),
+              timeout=int(config["BASELINE_SECONDS"]) + 3600)
+    except Exception:  # noqa: BLE001
+        logger.exception("pumping counters unavailable for app %s", app.pk)
+
+
+def share(*, app: App, scope: str, value: str, seconds: int, slice_seconds: int,
+          now: float | None = None) -> Share:
+    """Codes sent and verified for (scope, value) over the last ``seconds``."""
+    now = time.time() if now is None else now
+    last = int(now // slice_seconds)
+    buckets = range(last - seconds // slice_seconds + 1, last + 1)
+    sent_keys = [_key(app, "sent", scope, value, b) for b in buckets]
+    verified_keys = [_key(app, "verified", scope, value, b) for b in buckets]
+    found = _cache().get_many(sent_keys + verified_keys)
+    return Share(sent=sum(int(found.get(k) or 0) for k in sent_keys),
+                 verified=sum(int(found.get(k) or 0) for k in verified_keys))
+
+
+def baseline(*, app: App, config: dict[str, Any], now: float, excluding: Share) -> float:
+    """The app's own verified share (hourly counters) leaving out the traffic
+    under suspicion, or the default before there is enough of it."""
+    overall = share(app=app, scope="app", value="all", seconds=int(config["BASELINE_SECONDS"]),
+                    slice_seconds=3600, now=now)
+    rest = Share(sent=max(overall.sent - excluding.sent, 0),
+                 verified=max(overall.verified - excluding.verified, 0))
+    if rest.sent < int(config["BASELINE_MIN_VOLUME"]):
+        return float(config["DEFAULT_BASELINE"])
+    return rest.ratio
+
+
+def _evaluate(*, app, phone, region, config, now) -> PumpingBlock | None:
+    window, bucket = int(config["WINDOW_SECONDS"]), int(config["BUCKET_SECONDS"])
+    for scope, value, minimum in (
+        (Scope.RANGE, number_range(phone, config), int(config["RANGE_MIN_VOLUME"])),
+        (Scope.COUNTRY, region, int(config["COUNTRY_MIN_VOLUME"])),
+    ):
+        current = share(app=app, scope=scope, value=value, seconds=window,
+                        slice_seconds=bucket, now=now)
+        if current.sent < minimum:
+            continue
+        base = baseline(app=app, config=config, now=now, excluding=current)
+        if current.ratio < base * float(config["MAX_RATIO"]):
+            return _block(app=app, scope=scope, value=value, current=current, base=base,
+                          config=config)
+    return None
+
+
+def _block(*, app, scope, value, current: Share, base: float, config) -> PumpingBlock | None:
+    what = "number range" if scope == Scope.RANGE else "country"
+    minutes = int(config["WINDOW_SECONDS"]) // 60
+    reason = (f"{current.verified} of {current.sent} codes sent to {what} {value} in the "
+              f"last {minutes} minutes were verified ({current.ratio:.0%}), against "
+              f"{base:.0%} for the app as a whole.")
+    try:
+        with transaction.atomic():
+            block = PumpingBlock.objects.create(
+                app=app, scope=scope, value=value, reason=reason,
+                stats={"sent": current.sent, "verified": current.verified,
+                       "share": round(current.ratio, 4), "baseline": round(base, 4),
+                       "window_seconds": int(config["WINDOW_SECONDS"])},
+            )
+    except IntegrityError:
+        return None  # another process wrote it first
+    _forget_blocks(app)
+    logger.warning("pumping defence: app %s, %s", app.app_id, reason)
+    signals.pumping_blocked.send_robust(sender=PumpingBlock, block=block, app=app)
+    _notify_owner(app=app, block=block)
+    return block
+
+
+def _notify_owner(*, app: App, block: PumpingBlock) -> None:
+    subject = f"[{app.name}] SMS to {block.value} held back (suspected SMS pumping)"
+    body = (f"{block.reason}\n\nNew verification codes to this "
+            f"{block.get_scope_display().lower()} are refused until an administrator "
+            "lifts the block (admin: Pumping blocks).")
+    from ..adapter import get_adapter
+
+    adapter = get_adapter()
+    notify = getattr(adapter, "notify_owner", None)
+    try:
+        if notify is not None:
+            notify(app=app, subject=subject, body=body, event="pumping_blocked",
+                   context={"block": block})
+            return
+        recipient = app.owner_email or getattr(app.owner, "email", "")
+        if recipient:
+            send_mail(subject, body, None, [recipient])
+    except Exception:  # noqa: BLE001 - the block stands whatever the mail does
+        logger.exception("could not tell the owner of app %s about a pumping block", app.pk)
+
+
+# --- operators --------------------------------------------------------------------
+
+
+def lift(*, block: PumpingBlock, by: Any = None) -> bool:
+    """Lift a block and forget the counts that caused it (else the next send
+    would block again); returns whether this call lifted it."""
+    changed = PumpingBlock.objects.filter(pk=block.pk, lifted_at__isnull=True).update(
+        lifted_at=timezone.now(), lifted_by=by
+    )
+    if not changed:
+        return False
+    block.refresh_from_db()
+    config = settings_for(block.app)
+    window, bucket = int(config["WINDOW_SECONDS"]), int(config["BUCKET_SECONDS"])
+    last = int(time.time() // bucket)
+    keys = [_key(block.app, what, block.scope, block.value, b)
+            for what in ("sent", "verified") for b in range(last - window // bucket, last + 1)]
+    try:
+        _cache().delete_many(keys)
+    except Exception:  # noqa: BLE001
+        logger.exception("could not reset the pumping counters of block %s", block.pk)
+    _forget_blocks(block.app)
+    logger.info("pumping block %s lifted by %s", block.pk, by)
+    signals.pumping_block_lifted.send_robust(sender=PumpingBlock, block=block, app=block.app,
+                                             by=by)
+    return True

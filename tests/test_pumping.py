@@ -1,0 +1,193 @@
+"""SMS pumping defence: ranges whose codes are never verified are held back,
+real users keep receiving codes, operators see and undo what it did."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core import mail
+from django.urls import reverse
+
+from sms_service import signals
+from sms_service.exceptions import CountryNotAllowedError, SendingHeldBackError
+from sms_service.models import Message, PumpingBlock
+from sms_service.services import codes, sending
+
+pytestmark = pytest.mark.django_db
+
+ATTACKED_RANGE = "+447400"  # +44 7400 xxxxxx: the RANGE_DIGITS=6 default
+
+
+@pytest.fixture
+def defended(app, signature, settings):
+    """An app with an owner address and thresholds small enough for a test."""
+    app.owner_email = "owner@example.com"
+    app.save()
+    settings.SMS_SERVICE = {
+        **settings.SMS_SERVICE,
+        "ALLOWED_REGIONS": ["CN", "GB"],
+        "PUMPING_DEFENCE": {"RANGE_MIN_VOLUME": 20, "COUNTRY_MIN_VOLUME": 200,
+                            "BASELINE_MIN_VOLUME": 10, "MAX_RATIO": 0.25,
+                            "RANGE_DIGITS": 6, "WINDOW_SECONDS": 3600,
+                            "BUCKET_SECONDS": 300, "BASELINE_SECONDS": 86400,
+                            "DEFAULT_BASELINE": 0.6},
+    }
+    app.allow_international = True
+    app.save()
+    return app
+
+
+def request(app, phone: str, ip: str, captured) -> Message:
+    with captured(execute=True):
+        return sending.request_sms(
+            app=app, request=sending.SmsRequest(phone=phone, client_ip=ip))
+
+
+def sent_code(outbox, phone: str) -> str:
+    body = next(m.body for m in reversed(outbox) if m.to == phone)
+    return re.search(r"\d{6}", body).group(0)
+
+
+def good_users(app, outbox, captured, *, start: int, count: int) -> int:
+    """Real users in mainland China: each requests a code and types it in.
+    Returns how many were refused."""
+    refused = 0
+    for i in range(start, start + count):
+        phone = f"+86139{i:04d}{(i * 7919) % 10000:04d}"
+        try:
+            request(app, phone, f"10.1.{i // 250}.{i % 250}", captured)
+        except SendingHeldBackError:
+            refused += 1
+            continue
+        codes.verify_code(app=app, phone=phone, purpose="generic",
+                          code=sent_code(outbox, phone))
+    return refused
+
+
+def attack(app, captured, *, count: int, start: int = 0) -> tuple[int, int]:
+    """Bots request codes to one range from many IPs; nobody verifies.
+    Returns (sent, refused)."""
+    sent = refused = 0
+    for i in range(start, start + count):
+        try:
+            request(app, f"{ATTACKED_RANGE}{(i * 7717) % 1000000:06d}", f"172.16.{i // 250}.{i % 250}",
+                    captured)
+            sent += 1
+        except SendingHeldBackError:
+            refused += 1
+    return sent, refused
+
+
+def test_an_attack_on_a_range_stops_itself_and_real_users_keep_going(
+        defended, outbox, django_capture_on_commit_callbacks) -> None:
+    captured = django_capture_on_commit_callbacks
+    fired = []
+    signals.pumping_blocked.connect(lambda **kw: fired.append(kw), weak=False,
+                                    dispatch_uid="test-pumping")
+    try:
+        assert good_users(defended, outbox, captured, start=0, count=20) == 0
+        sent, refused = attack(defended, captured, count=60)
+        assert good_users(defended, outbox, captured, start=100, count=20) == 0
+    finally:
+        signals.pumping_blocked.disconnect(dispatch_uid="test-pumping")
+
+    assert sent == 20 and refused == 40  # held back from the 21st request on
+    block = PumpingBlock.objects.get()
+    assert (block.scope, block.value, block.refused) == ("range", ATTACKED_RANGE, 40)
+    assert "0 of 20 codes" in block.reason and "100%" in block.reason
+    assert [kw["block"] for kw in fired] == [block]
+    (notice,) = mail.outbox
+    assert notice.to == ["owner@example.com"] and ATTACKED_RANGE in notice.subject
+
+
+def test_the_refusal_is_a_clear_leancloud_error(defended, outbox, django_capture_on_commit_callbacks,
+                                                lc) -> None:
+    attack(defended, django_capture_on_commit_callbacks, count=20)
+
+    response = lc.post("/1.1/requestSmsCode", {"mobilePhoneNumber": f"{ATTACKED_RANGE}123456"})
+
+    assert response.status_code == 400
+    assert response.json()["code"] == 119
+    assert "held back" in response.json()["error"]
+
+
+def test_a_range_whose_codes_are_verified_is_never_blocked(
+        defended, outbox, django_capture_on_commit_callbacks) -> None:
+    captured = django_capture_on_commit_callbacks
+    for i in range(40):
+        phone = f"{ATTACKED_RANGE}{i * 1301:06d}"
+        request(defended, phone, f"172.16.0.{i}", captured)
+        codes.verify_code(app=defended, phone=phone, purpose="generic",
+                          code=sent_code(outbox, phone))
+    assert not PumpingBlock.objects.exists()
+
+
+def test_lifting_a_block_lets_sends_through_again(
+        defended, outbox, django_capture_on_commit_callbacks, admin_client) -> None:
+    captured = django_capture_on_commit_callbacks
+    attack(defended, captured, count=21)
+    block = PumpingBlock.objects.get()
+
+    response = admin_client.post(reverse("admin:sms_service_pumpingblock_changelist"),
+                                 {"action": "lift_blocks", "_selected_action": [block.pk]})
+
+    assert response.status_code == 302
+    block.refresh_from_db()
+    assert block.lifted_at is not None and block.lifted_by.username == "admin"
+    # The counts that caused it are forgotten, so the next send goes out.
+    request(defended, f"{ATTACKED_RANGE}999999", "172.20.0.1", captured)
+    assert PumpingBlock.objects.active().count() == 0
+
+
+def test_the_dashboard_and_the_app_page_show_a_banner(
+        defended, django_capture_on_commit_callbacks, admin_client) -> None:
+    attack(defended, django_capture_on_commit_callbacks, count=20)
+
+    for url in (reverse("admin:sms_service_dashboard"),
+                reverse("admin:sms_service_app_change", args=[defended.pk])):
+        page = admin_client.get(url).content.decode()
+        assert f"sends to {ATTACKED_RANGE} are held back" in page
+
+
+def test_the_defence_can_be_switched_off_per_app(
+        defended, outbox, django_capture_on_commit_callbacks) -> None:
+    defended.pumping_defence = False
+    defended.save()
+    sent, refused = attack(defended, django_capture_on_commit_callbacks, count=30)
+    assert (sent, refused) == (30, 0)
+
+
+def test_an_app_can_tune_its_thresholds(defended, outbox, django_capture_on_commit_callbacks) -> None:
+    defended.pumping_settings = {"RANGE_MIN_VOLUME": 50}
+    defended.save()
+    sent, refused = attack(defended, django_capture_on_commit_callbacks, count=60)
+    assert (sent, refused) == (50, 10)
+
+
+def test_geo_permissions_narrow_the_coverage_list(defended, django_capture_on_commit_callbacks) -> None:
+    defended.allowed_countries = ["CN"]
+    defended.save()
+
+    with pytest.raises(CountryNotAllowedError, match="GB"):
+        request(defended, f"{ATTACKED_RANGE}000001", "172.16.0.1",
+                django_capture_on_commit_callbacks)
+    assert not Message.objects.exists()
+    request(defended, "+8613900001111", "172.16.0.1", django_capture_on_commit_callbacks)
+
+
+def test_a_broken_counter_cache_never_fails_a_send(
+        defended, outbox, django_capture_on_commit_callbacks, settings) -> None:
+    settings.SMS_SERVICE = {**settings.SMS_SERVICE, "PUMPING_CACHE": "no-such-cache"}
+
+    message = request(defended, "+8613900001111", "172.16.0.1", django_capture_on_commit_callbacks)
+
+    assert message.pk and len(outbox) == 1
+
+
+@pytest.fixture
+def admin_client(client):
+    user = get_user_model().objects.create_superuser("admin", "admin@example.com", "pw")
+    client.force_login(user)
+    return client
