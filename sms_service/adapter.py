@@ -88,8 +88,19 @@ class DefaultSmsAdapter:
 
         ``channel`` is ``"sms"`` or ``"voice"``, ``kind`` the message kind
         (``"verification"``, ``"notification"``, ``"marketing"``). The default
-        routes by channel through ``CHANNEL_BACKENDS``, else ``"default"``.
+        takes the first entry of ``ROUTES`` matching the number's region, the
+        channel and the kind (the outbox fails over along its list), else routes
+        by channel through ``CHANNEL_BACKENDS``, else ``"default"``.
         """
+        if app_settings.ROUTES:
+            from .phone import parse_phone
+
+            region = parse_phone(phone).region
+            for route in app_settings.ROUTES:
+                if (_route_matches(route.get("region"), region)
+                        and _route_matches(route.get("channel"), channel)
+                        and _route_matches(route.get("kind"), kind)):
+                    return list(route["backends"])
         return [app_settings.CHANNEL_BACKENDS.get(channel, "default")]
 
     def get_client_ip(self, *, request: HttpRequest) -> str | None:
@@ -183,6 +194,13 @@ def _has_field(model: Any, name: str) -> bool:
     except FieldDoesNotExist:
         return False
     return True
+
+
+def _route_matches(wanted: str | list[str] | None, value: str) -> bool:
+    """A ROUTES condition: absent or "*" matches all, else a value or a list."""
+    if wanted in (None, "*"):
+        return True
+    return value in wanted if isinstance(wanted, (list, tuple)) else value == wanted
 
 
 def get_adapter(request: HttpRequest | None = None) -> DefaultSmsAdapter:

@@ -41,7 +41,7 @@ from ..exceptions import (
     SmsServiceConfigurationError,
 )
 from ..models import FINAL_STATUSES, App, Message, MessageEvent, MessageStatus
-from . import billing, provider_templates, recovery
+from . import billing, circuit, provider_templates, recovery
 
 logger = logging.getLogger(__name__)
 
@@ -148,30 +148,76 @@ def deliver(*, message_id: int) -> str:
         return "skipped"
     message = Message.objects.select_related("app").get(pk=message_id)
     record_event(message, f"attempt {message.attempts}", status=MessageStatus.SENDING)
-    backend = get_backend(message.backend)
-    if not recovery.start_call(message):
-        return "skipped"  # this claim was abandoned and given to another run
+    aliases = _failover_route(message)
+    last_error: ProviderTemporaryError | ProviderRejectedError | None = None
+    for position, alias in enumerate(aliases):
+        remaining = position < len(aliases) - 1
+        if not circuit.allow(alias):
+            # Skipped without a call: nothing can have been sent through it.
+            record_event(message, f"{alias}: circuit open, skipped", backend=alias)
+            last_error = ProviderTemporaryError(f"the circuit of backend {alias!r} is open")
+            continue
+        if alias != message.backend:
+            Message.objects.filter(pk=message.pk).update(backend=alias)
+            message.backend = alias
+        backend = get_backend(alias)
+        record_event(message, f"sending through {alias} ({backend.provider_name})",
+                     status=MessageStatus.SENDING, backend=alias, provider=backend.provider_name)
+        if not recovery.start_call(message):
+            return "skipped"  # this claim was abandoned and given to another run
+        try:
+            result = backend.send(_outgoing(message, backend))
+        except SendCancelled as exc:
+            transition(message, MessageStatus.FAILED, description=f"cancelled before sending: {exc}",
+                       error_code="cancelled", error_message=str(exc), payload=None)
+            return MessageStatus.FAILED
+        except ProviderTemporaryError as exc:
+            circuit.record_failure(alias)
+            record_event(message, f"{alias} failed, nothing sent: {exc}", backend=alias)
+            last_error = exc
+            continue
+        except ProviderRejectedError as exc:
+            if remaining and exc.context.get("provider_fault"):
+                # The provider's own refusal (account, template, signature):
+                # the next provider may well send it.
+                record_event(message, f"{alias} refused, trying the next: {exc}",
+                             backend=alias)
+                last_error = exc
+                continue
+            _fail(message, exc)
+            return MessageStatus.FAILED
+        except ProviderOutcomeUnknownError as exc:
+            # The provider may have sent it: never resent, here or elsewhere.
+            transition(message, MessageStatus.UNKNOWN, description=f"outcome unknown ({alias}): {exc}",
+                       error_message=str(exc))
+            return MessageStatus.UNKNOWN
+        circuit.record_success(alias)
+        _handle_success(message, backend.provider_name, result)
+        return message.status
+    if isinstance(last_error, ProviderRejectedError):
+        _fail(message, last_error)
+        return MessageStatus.FAILED
+    if _handle_temporary(message, last_error):
+        raise last_error
+    return MessageStatus.FAILED
+
+
+def _failover_route(message: Message) -> list[str]:
+    """The aliases to try, in order: the message's route when its backend is on
+    it (every attempt starts from the best), else the backend alone."""
     try:
-        result = backend.send(_outgoing(message, backend))
-    except SendCancelled as exc:
-        transition(message, MessageStatus.FAILED, description=f"cancelled before sending: {exc}",
-                   error_code="cancelled", error_message=str(exc), payload=None)
-        return MessageStatus.FAILED
-    except ProviderTemporaryError as exc:
-        if _handle_temporary(message, exc):
-            raise
-        return MessageStatus.FAILED
-    except ProviderRejectedError as exc:
-        transition(message, MessageStatus.FAILED, description=f"provider refused: {exc}",
-                   error_code=str(exc.context.get("provider_code", ""))[:64],
-                   error_message=str(exc), payload=None)
-        return MessageStatus.FAILED
-    except ProviderOutcomeUnknownError as exc:
-        transition(message, MessageStatus.UNKNOWN, description=f"outcome unknown: {exc}",
-                   error_message=str(exc))
-        return MessageStatus.UNKNOWN
-    _handle_success(message, backend.provider_name, result)
-    return message.status
+        aliases = route(app=message.app, phone=message.phone, channel=message.channel,
+                        kind=message.kind)
+    except SmsServiceConfigurationError:
+        logger.exception("no route for message %s; using its backend", message.pk)
+        return [message.backend]
+    return aliases if message.backend in aliases else [message.backend]
+
+
+def _fail(message: Message, exc: ProviderRejectedError) -> None:
+    transition(message, MessageStatus.FAILED, description=f"provider refused: {exc}",
+               error_code=str(exc.context.get("provider_code", ""))[:64],
+               error_message=str(exc), payload=None)
 
 
 def _outgoing(message: Message, backend: BaseSmsBackend | None = None) -> OutgoingMessage:
