@@ -92,8 +92,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 phone = f"{prefix}{rng.randrange(1_000_000):06d}"
                 ip = f"198.51.{rng.randrange(256)}.{rng.randrange(256)}"
             else:
-                phone = (f"+86139{rng.randrange(10**8):08d}" if rng.random() < 0.8
-                         else f"+447911{rng.randrange(10**6):06d}")
+                phone = real_number(rng)
                 ip = f"203.0.{step // 256 % 256}.{step % 256}"
             try:
                 request_sms(app=app, request=SmsRequest(phone=phone, client_ip=ip))
@@ -129,6 +128,23 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "real users refused": good_refused,
         "blocks": "; ".join(f"{b.scope} {b.value}: {b.reason}" for b in blocks) or "none",
     }
+
+
+def real_number(rng: random.Random) -> str:
+    """A valid number of a real user: 80 % mainland China, 20 % the attacked
+    country (other ranges). Numbers phonenumbers does not know are drawn again."""
+    from sms_service.exceptions import InvalidPhoneNumberError
+    from sms_service.phone import parse_phone
+
+    while True:
+        if rng.random() < 0.8:
+            phone = f"+86{rng.choice(['139', '186', '158'])}{rng.randrange(10**8):08d}"
+        else:
+            phone = f"+447{rng.choice(['911', '700', '552'])}{rng.randrange(10**6):06d}"
+        try:
+            return parse_phone(phone).e164
+        except InvalidPhoneNumberError:
+            continue
 
 
 if __name__ == "__main__":

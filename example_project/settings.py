@@ -170,6 +170,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "sms_service.tasks.poll_delivery_statuses",
         "schedule": timedelta(minutes=5),
     },
+    "sms-pull-delivery-receipts": {
+        "task": "sms_service.tasks.pull_delivery_receipts",
+        "schedule": timedelta(minutes=1),
+    },
     "sms-reconcile-unmatched-receipts": {
         "task": "sms_service.tasks.reconcile_unmatched_receipts",
         "schedule": timedelta(minutes=5),
