@@ -132,7 +132,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 
 def real_number(rng: random.Random) -> str:
     """A valid number of a real user: 80 % mainland China, 20 % the attacked
-    country (other ranges). Numbers phonenumbers does not know are drawn again."""
+    country (other ranges). Numbers phonenumbers does not know, or places in a
+    territory sharing +44 (Jersey, Guernsey, Isle of Man), are drawn again."""
     from sms_service.exceptions import InvalidPhoneNumberError
     from sms_service.phone import parse_phone
 
@@ -142,9 +143,11 @@ def real_number(rng: random.Random) -> str:
         else:
             phone = f"+447{rng.choice(['911', '700', '552'])}{rng.randrange(10**6):06d}"
         try:
-            return parse_phone(phone).e164
+            parsed = parse_phone(phone)
         except InvalidPhoneNumberError:
             continue
+        if parsed.region in ("CN", "GB"):
+            return parsed.e164
 
 
 if __name__ == "__main__":
