@@ -163,7 +163,8 @@ def deliver(*, message_id: int) -> str:
         backend = get_backend(alias)
         record_event(message, f"sending through {alias} ({backend.provider_name})",
                      status=MessageStatus.SENDING, backend=alias, provider=backend.provider_name)
-        if not recovery.start_call(message):
+        # Once per claim, before the first provider call.
+        if message.call_started_at is None and not recovery.start_call(message):
             return "skipped"  # this claim was abandoned and given to another run
         try:
             result = backend.send(_outgoing(message, backend))
