@@ -49,7 +49,7 @@ def code_message(app, *, backend: str = "default", cost: str = "2") -> Message:
 
 def die_before_the_call(monkeypatch) -> None:
     """The worker dies after its claim, while building the provider request."""
-    def killed(message):
+    def killed(message, backend=None):
         raise WorkerKilled()
 
     monkeypatch.setattr(outbox, "_outgoing", killed)
@@ -97,11 +97,11 @@ def test_a_stalled_worker_whose_claim_was_released_sends_nothing(monkeypatch, se
     real_outgoing = outbox._outgoing
     stalled = []
 
-    def stall_then_continue(row):
+    def stall_then_continue(row, backend=None):
         if not stalled:  # worker A, while it stalls: the sweep and worker B run
             stalled.append(row.pk)
             assert outbox.redispatch_stuck()["requeued"] == 1
-        return real_outgoing(row)
+        return real_outgoing(row, backend)
 
     monkeypatch.setattr(outbox, "_outgoing", stall_then_continue)
     assert outbox.deliver(message_id=message.pk) == "skipped"  # worker A

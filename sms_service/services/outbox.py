@@ -163,11 +163,12 @@ def deliver(*, message_id: int) -> str:
         backend = get_backend(alias)
         record_event(message, f"sending through {alias} ({backend.provider_name})",
                      status=MessageStatus.SENDING, backend=alias, provider=backend.provider_name)
-        # Once per claim, before the first provider call.
-        if message.call_started_at is None and not recovery.start_call(message):
-            return "skipped"  # this claim was abandoned and given to another run
         try:
-            result = backend.send(_outgoing(message, backend))
+            outgoing = _outgoing(message, backend)
+            # Once per claim, just before the first provider call.
+            if message.call_started_at is None and not recovery.start_call(message):
+                return "skipped"  # this claim was abandoned and given to another run
+            result = backend.send(outgoing)
         except SendCancelled as exc:
             transition(message, MessageStatus.FAILED, description=f"cancelled before sending: {exc}",
                        error_code="cancelled", error_message=str(exc), payload=None)
