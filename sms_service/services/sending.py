@@ -29,7 +29,16 @@ from ..exceptions import (
 )
 from ..models import App, Channel, CodePurpose, Message, MessageKind, MessageStatus
 from ..phone import PhoneNumber, parse_destination
-from . import billing, captcha, codes, content, outbox, provider_templates, pumping, ratelimit
+from . import (
+    billing,
+    captcha,
+    codes,
+    content,
+    outbox,
+    provider_templates,
+    pumping,
+    ratelimit,
+)
 
 #: Attempts at drawing a verification code that no other number holds.
 _CODE_DRAWS = 5
