@@ -62,6 +62,7 @@ def routes_config(fake_aliyun, fake_tencent, *, aliyun_down: bool = False,
         "CIRCUIT_BREAKER": breaker or {"FAILURES": 3, "WINDOW_SECONDS": 60,
                                        "COOL_DOWN_SECONDS": 30},
         "MAX_RETRIES": 3,
+        "DEFAULT_UNIT_PRICES": {"sms": "0", "voice": "0"},
     }
 
 

@@ -47,7 +47,7 @@ def fake_tencent() -> Iterator[FakeTencent]:
 
 @pytest.fixture
 def aliyun_default(fake_aliyun) -> Iterator[None]:
-    config = {"BACKENDS": {"default": {
+    config = {"DEFAULT_UNIT_PRICES": {"sms": "0", "voice": "0"}, "BACKENDS": {"default": {
         "BACKEND": "sms_service.backends.aliyun.AliyunBackend",
         "OPTIONS": test_backend_aliyun._options(fake_aliyun, SIGN_NAME=None),
     }}}
@@ -57,7 +57,7 @@ def aliyun_default(fake_aliyun) -> Iterator[None]:
 
 @pytest.fixture
 def tencent_default(fake_tencent) -> Iterator[None]:
-    config = {"BACKENDS": {"default": {
+    config = {"DEFAULT_UNIT_PRICES": {"sms": "0", "voice": "0"}, "BACKENDS": {"default": {
         "BACKEND": "sms_service.backends.tencent.TencentBackend",
         "OPTIONS": test_backend_tencent._options(fake_tencent),
     }}}
