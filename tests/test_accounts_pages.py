@@ -23,6 +23,7 @@ from tests.accounts_support import (
     sent_to,
     use_site_app,
 )
+from tests.captcha_support import captcha_answer
 
 SIGNUP, LOGIN, LOGIN_PASSWORD = f"{PAGES}signup/", f"{PAGES}login/", f"{PAGES}login/password/"
 LOGOUT, RESET = f"{PAGES}logout/", f"{PAGES}password/reset/"
@@ -333,6 +334,57 @@ def test_member_pages_explain_when_the_user_is_no_member(client, site, django_us
     html = client.get(CHANGE).content.decode()
     assert "Your account has no phone number on this site." in html
     assert 'name="phone"' not in html
+
+
+# --- CAPTCHA ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def captcha_site(site):
+    site.require_captcha = True
+    site.save()
+    return site
+
+
+def _captcha_token(html: str) -> str:
+    return input_value(html, "captcha_token")
+
+
+def test_captcha_is_shown_when_the_app_requires_it(client, captcha_site):
+    html = client.get(SIGNUP).content.decode()
+    assert re.search(r'<img src="/1\.1/captchaImage\?appId=[^"]+&amp;token=[^"]+"', html)
+    assert _captcha_token(html)
+    image = re.search(r'<img src="([^"]+)"', html).group(1).replace("&amp;", "&")
+    response = client.get(image)
+    assert response.status_code == 200 and response.content.startswith(b"\x89PNG")
+
+
+def test_send_needs_the_captcha_answer_and_a_wrong_one_gets_a_new_picture(client, captcha_site, post):
+    html = client.get(SIGNUP).content.decode()
+    token = _captcha_token(html)
+    response = post(SIGNUP, {"phone": PHONE, "action": "send_code", "captcha_token": token,
+                             "captcha_answer": "wrong"}, **JSON)
+    body = response.json()
+    assert body["ok"] is False and list(body["errors"]) == ["captcha_answer"]
+    assert body["captcha"]["token"] != token
+    assert sent_to(PHONE_E164) == 0
+
+    token = body["captcha"]["token"]
+    body = post(SIGNUP, {"phone": PHONE, "action": "send_code", "captcha_token": token,
+                         "captcha_answer": captcha_answer(token)}, **JSON).json()
+    assert body["ok"] is True and sent_to(PHONE_E164) == 1
+    # The answered picture is spent: the page gets a new one for the next send.
+    assert body["captcha"]["token"] != token
+
+
+def test_captcha_refresh_without_javascript_keeps_the_number(client, captcha_site, post):
+    html = client.get(SIGNUP).content.decode()
+    response = post(SIGNUP, {"phone": PHONE, "action": "refresh_captcha",
+                             "captcha_token": _captcha_token(html)})
+    fresh = response.content.decode()
+    assert _captcha_token(fresh) != _captcha_token(html)
+    assert input_value(fresh, "phone") == PHONE
+    assert field_error(fresh, "captcha_answer") == ""
 
 
 def test_demo_front_page_links_every_page(client, site, settings):
