@@ -298,7 +298,7 @@ class ProviderTemplateMissingError(SmsServiceError):
     for the text (raised before anything is held or charged)."""
 
     code = ErrorCode.TEMPLATE_NOT_FOUND
-    default_message = "The template has no provider template for this provider."
+    default_message = gettext_noop("The template has no provider template for this provider.")
 
 
 class ProviderError(SmsServiceError):
