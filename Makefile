@@ -24,9 +24,16 @@ demo: install
 	$(BIN)/python manage.py sms_service_demo
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
+# The reliability scenarios start and stop private servers and Celery workers and
+# repoint this process's broker: each runs in a pytest process of its own.
+RELIABILITY := worker_killed broker_down cache_down database_restart
+
 test: install
 	bash tests/sdk/install.sh
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_ARGS) --ignore=tests/test_reliability.py
+	for scenario in $(RELIABILITY); do \
+		$(BIN)/python -m pytest $(PYTEST_ARGS) tests/test_reliability.py -k $$scenario || exit 1; \
+	done
 
 lint: install
 	$(BIN)/ruff check sms_service tests example_project benchmarks

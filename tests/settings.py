@@ -139,5 +139,7 @@ if os.environ.get("SMS_TEST_LOAD") == "1":
         "ip": [(60, 10**6)],
         "prefix": [(3600, 10**6)],
     }
+    # Unverified codes to one number range are what the pumping defence stops.
+    SMS_SERVICE["PUMPING_DEFENCE"] = {"ENABLED": False}
 if os.environ.get("CELERY_TASK_ALWAYS_EAGER") == "0":
     CELERY_TASK_ALWAYS_EAGER = False
