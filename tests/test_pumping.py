@@ -151,6 +151,13 @@ def test_the_dashboard_and_the_app_page_show_a_banner(
         assert f"sends to {ATTACKED_RANGE} are held back" in page
 
 
+def test_a_project_sets_only_the_keys_it_changes(
+        defended, outbox, django_capture_on_commit_callbacks, settings) -> None:
+    settings.SMS_SERVICE = {**settings.SMS_SERVICE, "PUMPING_DEFENCE": {"RANGE_MIN_VOLUME": 5}}
+    sent, refused = attack(defended, django_capture_on_commit_callbacks, count=8)
+    assert (sent, refused) == (5, 3)
+
+
 def test_the_defence_can_be_switched_off_per_app(
         defended, outbox, django_capture_on_commit_callbacks) -> None:
     defended.pumping_defence = False

@@ -27,7 +27,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from .. import signals
-from ..conf import app_settings
+from ..conf import DEFAULTS, app_settings
 from ..exceptions import CountryNotAllowedError, SendingHeldBackError
 from ..models import App, PumpingBlock
 from ..phone import PhoneNumber
@@ -38,8 +38,10 @@ Scope = PumpingBlock.Scope
 
 
 def settings_for(app: App) -> dict[str, Any]:
-    """The global PUMPING_DEFENCE merged with the app's overrides."""
-    return {**app_settings.PUMPING_DEFENCE, **(app.pumping_settings or {})}
+    """The defaults, the project's PUMPING_DEFENCE and the app's overrides, merged
+    key by key (a project may set only the keys it changes)."""
+    return {**DEFAULTS["PUMPING_DEFENCE"], **app_settings.PUMPING_DEFENCE,
+            **(app.pumping_settings or {})}
 
 
 def enabled(app: App) -> bool:
