@@ -24,13 +24,15 @@ demo: install
 	$(BIN)/python manage.py sms_service_demo
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
-# The reliability scenarios start and stop private servers and Celery workers and
-# repoint this process's broker: each runs in a pytest process of its own.
+# The real-worker tests and the reliability scenarios start Celery workers (and
+# private servers) and repoint this process's broker: each runs in a pytest
+# process of its own, apart from the rest of the suite.
 RELIABILITY := worker_killed broker_down cache_down database_restart
 
 test: install
 	bash tests/sdk/install.sh
-	$(BIN)/python -m pytest $(PYTEST_ARGS) --ignore=tests/test_reliability.py
+	$(BIN)/python -m pytest $(PYTEST_ARGS) --ignore=tests/test_reliability.py --ignore=tests/test_worker.py
+	$(BIN)/python -m pytest $(PYTEST_ARGS) tests/test_worker.py
 	for scenario in $(RELIABILITY); do \
 		$(BIN)/python -m pytest $(PYTEST_ARGS) tests/test_reliability.py -k $$scenario || exit 1; \
 	done
