@@ -139,10 +139,12 @@ class AccountView(View):
     send_error_field: ClassVar[str | None] = "phone"
 
     def send(self, form: account_forms.AccountForm, *, validate_token: str | None) -> None:
-        raise NotImplementedError
+        """Ask the service for the page's code (each page view implements this)."""
+        raise NotImplementedError(f"{type(self).__qualname__} must implement send()")
 
     def complete(self, form: account_forms.AccountForm) -> HttpResponse:
-        raise NotImplementedError
+        """Finish the page's step with a checked form (each page view implements this)."""
+        raise NotImplementedError(f"{type(self).__qualname__} must implement complete()")
 
     def sent_message(self, form: account_forms.AccountForm) -> str:
         return gettext("We sent a code to %(phone)s.") % {"phone": form.cleaned_data.get("phone", "")}
