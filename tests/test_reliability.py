@@ -212,7 +212,8 @@ def test_worker_killed_mid_batch_loses_duplicates_and_double_charges_nothing(
             request_sms(app=app, request=SmsRequest(phone=phone(round_no * BATCH + i))).pk
             for i in range(BATCH)
         ]
-        kill_after = rng.randrange(15, 70)
+        # Somewhere between a quarter and three quarters of the batch.
+        kill_after = rng.randrange(BATCH // 4, BATCH * 3 // 4)
         worker.wait_for(f"{kill_after} deliveries before the kill",
                         lambda ids=ids, n=kill_after: sum(
                             1 for i in _documents(sent_dir) if i in set(ids)) >= n,
