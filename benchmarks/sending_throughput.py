@@ -1,4 +1,4 @@
-"""Sending throughput and verify latency on PostgreSQL behind gunicorn (issue 4).
+"""Sending throughput and verify latency on PostgreSQL behind gunicorn.
 
 Run from the repository root (PostgreSQL on 127.0.0.1; Redis optional)::
 

@@ -34,20 +34,20 @@ DEFAULTS: dict[str, Any] = {
     # verifies and decrypts (key rotation). Empty: SECRET_KEY, then
     # SECRET_KEY_FALLBACKS.
     "SECRET_KEYS": [],
-    # Verification codes (R-CODE).
+    # Verification codes.
     "CODE_LENGTH": 6,
     "CODE_TTL_MINUTES": 10,
     "CODE_MAX_TTL_MINUTES": 30,
     "CODE_MAX_ATTEMPTS": 5,
-    # Code-only lookups (R-CODE-9): guesses per app and purpose per minute.
+    # Code-only lookups: guesses per app and purpose per minute.
     "CODE_ONLY_LOOKUPS_PER_MINUTE": 30,
-    # Phone numbers (R-PHONE).
+    # Phone numbers: the region of numbers without "+", and the coverage list.
     "DEFAULT_REGION": "CN",
     "ALLOWED_REGIONS": [
         "CN", "TW", "HK", "MO", "US", "CA", "BR", "GB", "FR", "DE", "IT", "UA",
         "RU", "ES", "KR", "JP", "IN", "MY", "SG", "TH", "VN", "ID", "AU", "NZ",
     ],
-    # Sending limits (R-RATE). Seconds and counts.
+    # Sending limits. Seconds and counts.
     "RATE_LIMITS": {
         "app_number_interval": 10,
         "signature_number_interval": 60,
@@ -74,7 +74,7 @@ DEFAULTS: dict[str, Any] = {
     # An "unknown" verification code is looked up at the provider (backends that
     # can) this long after its call started; sent again if the provider has none.
     "RESOLVE_UNKNOWN_AFTER_SECONDS": 10,
-    # Maximum length of a final message in characters (R-BILL-1).
+    # Maximum length of a final message in characters (signature and suffix included).
     "MAX_MESSAGE_LENGTH": 400,
     # Longest accepted template variable value, in characters.
     "MAX_VARIABLE_LENGTH": 200,
@@ -87,7 +87,7 @@ DEFAULTS: dict[str, Any] = {
     # seconds of the server's clock (either way), so a captured header cannot be
     # replayed later. None: no limit (old devices with wrong clocks).
     "SIGN_TIMESTAMP_WINDOW_SECONDS": 15 * 60,
-    # --- Billing and delivery receipts (R-BILL, issue 5) -------------------------
+    # --- Billing and delivery receipts -------------------------------------------
     # Off: every quote is free, so nothing is held, charged or capped (load tests,
     # projects that bill elsewhere). Segments are still counted and stored.
     "BILLING_ENABLED": True,
@@ -132,13 +132,12 @@ DEFAULTS: dict[str, Any] = {
     # Unmatched receipts (e.g. arriving before the provider id is stored) are
     # retried by the reconcile task for this long, then left for the admin.
     "UNMATCHED_RECEIPT_RETRY_SECONDS": 24 * 3600,
-    # --- end of billing block ------------------------------------------------------
-    # --- Signatures and templates (R-SIG, R-TPL, issue 3) -----------------------
+    # --- Signatures and templates ------------------------------------------------
     # Signature text length bounds and the per-app count (rejected signatures
     # included). The word lists feed the pre-review lint; they are matched as
     # case-insensitive substrings, so list simplified and traditional forms.
     # MARKETING_WORDS flag notification and verification templates; BANNED_WORDS
-    # flag every template (seed 004).
+    # flag every template.
     "SIGNATURE_MIN_LENGTH": 2,
     "SIGNATURE_MAX_LENGTH": 12,
     "MAX_SIGNATURES_PER_APP": 3,
@@ -153,8 +152,7 @@ DEFAULTS: dict[str, Any] = {
     ],
     # Compiled Handlebars templates kept in memory per process (LRU entries).
     "TEMPLATE_CACHE_SIZE": 512,
-    # --- end of content block -----------------------------------------------------
-    # --- Phone users (R-USER) -----------------------------------------------------
+    # --- Phone users -------------------------------------------------------------
     # A login that fails this many times within LOGIN_LOCKOUT_SECONDS locks the
     # account (per app) until LOGIN_LOCKOUT_SECONDS after the last failure (219).
     "LOGIN_MAX_FAILURES": 6,
@@ -173,7 +171,6 @@ DEFAULTS: dict[str, Any] = {
     # Revoked sessions stay listed in the admin this many days, then the periodic
     # prune_phone_users task deletes them.
     "REVOKED_SESSIONS_KEEP_DAYS": 30,
-    # --- end of phone users block -------------------------------------------------
     # --- Bundled account pages (sms_service.accounts) -----------------------------
     # App id of the app whose signatures, templates, limits, account options and
     # balance the site's own sign-up and log-in pages use. Empty: the pages answer
@@ -183,14 +180,12 @@ DEFAULTS: dict[str, Any] = {
     # SDKs expect. True: translated into the request's language (Accept-Language
     # through LocaleMiddleware), e.g. for browser clients showing them to people.
     "TRANSLATE_API_ERRORS": False,
-    # --- end of pages block -------------------------------------------------------
     # --- CAPTCHA ------------------------------------------------------------------
     # Lifetime of a validate_token from verifyCaptcha, in seconds (single use).
     "CAPTCHA_VALIDATE_TOKEN_TTL_SECONDS": 300,
     # requestCaptcha calls per client IP: (seconds, count) windows. Every wrong
     # answer spends its challenge, so this also bounds guessing.
     "CAPTCHA_REQUESTS_PER_IP": [(60, 30), (3600, 300)],
-    # --- end of CAPTCHA block --------------------------------------------------------
     # --- Routing, failover and pumping defence ------------------------------------
     # Routes: the first entry whose "region" (ISO code), "channel" and "kind"
     # match ("*" or absent matches all) gives the ordered backend aliases of a
@@ -223,7 +218,6 @@ DEFAULTS: dict[str, Any] = {
         "DEFAULT_BASELINE": 0.6,
     },
     "PUMPING_CACHE": "default",
-    # --- end of routing block -----------------------------------------------------
 }
 
 #: Settings holding dotted paths, imported on access.

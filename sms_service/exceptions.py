@@ -16,7 +16,7 @@ from django.utils.translation import gettext_noop
 
 
 class ErrorCode(IntEnum):
-    """LeanCloud error numbers (spec/leancloud-api.md section 4)."""
+    """LeanCloud's error numbers, as its REST API documents them."""
 
     OTHER = 1
     MALFORMED_JSON = 107
@@ -241,7 +241,7 @@ class CaptchaImageNotFoundError(SmsServiceError):
 
 class MessageTooLongError(SmsServiceError):
     default_message = gettext_noop("The message is longer than the server's MAX_MESSAGE_LENGTH.")
-# --- Phone users (R-USER) ------------------------------------------------------------
+# --- Phone users ------------------------------------------------------------------------
 
 
 class InvalidEmailError(SmsServiceError):

@@ -1,4 +1,4 @@
-"""A logging filter that keeps verification codes out of logs (R-CODE-3).
+"""A logging filter that keeps verification codes out of logs.
 
 LeanCloud's protocol puts codes in URL paths (``/1.1/verifySmsCode/123456``), and
 Django logs the path of every 4xx/5xx response (``django.request``) and every

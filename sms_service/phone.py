@@ -1,4 +1,4 @@
-"""The one place phone numbers are parsed and normalised (R-PHONE)."""
+"""The one place phone numbers are parsed and normalised."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Counting billed message segments (R-BILL-1, R-BILL-2).
+"""Counting billed message segments.
 
 Two modes:
 
@@ -19,7 +19,7 @@ Two modes:
 
 Which mode applies is a setting per destination (``SEGMENT_MODE_DOMESTIC`` and
 ``SEGMENT_MODE_INTERNATIONAL``, see :func:`mode_for`). The length limit (``MAX_MESSAGE_LENGTH``
-characters, R-BILL-1) is enforced by the billing quote, before anything is
+characters, signature and suffix included) is enforced by the billing quote, before anything is
 queued or charged.
 """
 

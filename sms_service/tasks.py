@@ -28,7 +28,7 @@ def redispatch_stuck_messages() -> dict[str, int]:
     return outbox.redispatch_stuck()
 
 
-# --- Billing and delivery receipts (issue 5) -------------------------------------
+# --- Billing and delivery receipts ----------------------------------------------
 
 
 @shared_task(ignore_result=True)

@@ -1,4 +1,4 @@
-"""Handlebars rendering for SMS templates (R-TPL-3, R-TPL-4, R-TPL-5).
+"""Handlebars rendering for SMS templates: plain-text output, system variables, forbidden brackets.
 
 Templates are compiled with pybars3 once and kept in a bounded per-process LRU
 cache keyed by the caller's key (a template version pk) and the body, so a
@@ -26,10 +26,10 @@ from pybars import strlist
 
 from .exceptions import InvalidParameterError, TemplateRenderError
 
-#: Filled by the system, never by callers (R-TPL-4).
+#: Filled by the system, never by callers.
 SYSTEM_VARIABLES = frozenset({"name", "code", "ttl", "sign", "template"})
 
-#: Appended to every marketing message; carriers require it (R-TPL-7).
+#: Appended to every marketing message (reply TD to unsubscribe); carriers require it.
 MARKETING_SUFFIX = "回复TD退订"
 
 #: Helpers that pybars provides; their arguments are variables, they are not.
@@ -219,9 +219,9 @@ def check_label(key: str, value: str, *, max_length: int) -> None:
 def build_context(
     variables: Mapping[str, Any], system: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Caller variables plus system variables, which always win (R-TPL-4).
+    """Caller variables plus system variables, which always win.
 
-    Raises InvalidParameterError when a caller value contains 【 or 】 (R-TPL-5).
+    Raises InvalidParameterError when a caller value contains 【 or 】 (they would forge a signature).
     """
     context: dict[str, Any] = {}
     for key, value in variables.items():

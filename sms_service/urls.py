@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
-from .api import receipts as receipt_views  # billing/receipts (issue 5)
+from .api import receipts as receipt_views
 from .api import urls as api_urls
 from .api.schema import schema_settings
 
@@ -27,7 +27,7 @@ urlpatterns = [
         SpectacularRedocView.as_view(url_name="sms_service:schema", schema=None),
         name="docs",
     ),
-    # Delivery receipts (issue 5): one generic webhook per backend alias.
+    # Delivery receipts: one generic webhook per backend alias.
     path(
         "sms_service/receipts/<str:alias>",
         receipt_views.delivery_receipt,

@@ -94,7 +94,7 @@ def held(app: App) -> Decimal:
 
 
 def assert_books(app: App) -> None:
-    """The invariants of R-BILL-3/5: never negative, the balance column equals the
+    """The invariants of the books: never negative, the balance column equals the
     ledger sum, and held equals the cost of the messages whose hold is open."""
     books = billing.books(app=app)
     assert books.balance >= 0

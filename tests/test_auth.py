@@ -1,4 +1,4 @@
-"""X-LC-Id / X-LC-Key / X-LC-Sign authentication (spec section 2)."""
+"""X-LC-Id / X-LC-Key / X-LC-Sign authentication, as LeanCloud's REST API defines it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Billing under real concurrency (security.md test plan C1, C6, B7, D9).
+"""Billing under real concurrency: holds, top-ups, receipts
+and settlement racing each other.
 
 Threads with their own PostgreSQL connections race on the same app row; the
 conditional UPDATE in billing.hold and the ledger's unique constraints must keep
@@ -79,7 +80,7 @@ def outcome(result: Any) -> str:
 
 
 def test_R_BILL_3_50_concurrent_sends_against_balance_10_repeated_20_times(outbox):
-    """C1: exactly 10 queued and charged, 40 refused with 160, never negative."""
+    """Exactly 10 queued and charged, 40 refused with 160, never negative."""
     set_price("1.0000")
     for run in range(20):
         app = funded_app("10")
@@ -109,7 +110,7 @@ def test_R_BILL_3_50_concurrent_sends_against_balance_10_repeated_20_times(outbo
 
 
 def test_R_RATE_2_daily_spend_cap_is_never_overshot_under_concurrency():
-    """B7: 30 concurrent one-unit holds against a cap of 10 (balance is ample)."""
+    """30 concurrent one-unit holds against a cap of 10 (balance is ample)."""
     app = funded_app("100", daily_spend_cap=Decimal("10"))
     results = run_concurrently([lambda: held_message(app, cost="1") for _ in range(30)])
     assert Counter(outcome(r) for r in results) == {"sent": 10, "154": 20}
@@ -119,7 +120,7 @@ def test_R_RATE_2_daily_spend_cap_is_never_overshot_under_concurrency():
 
 
 def test_R_BILL_3_concurrent_top_ups_and_sends_lose_no_update():
-    """C6: top-ups racing with holds; the final balance is exact."""
+    """Top-ups racing with holds; the final balance is exact."""
     app = funded_app("5")
     jobs: list[Callable[[], Any]] = []
     for i in range(20):
@@ -139,7 +140,7 @@ def test_R_BILL_3_concurrent_top_ups_and_sends_lose_no_update():
 
 
 def test_R_BILL_5_same_receipt_10_times_concurrently_and_out_of_order_settles_once():
-    """D9: replayed, reordered receipts racing each other: one settlement."""
+    """Replayed, reordered receipts racing each other: one settlement."""
     app = funded_app("100")
     for run in range(10):
         message = accepted_message(app, cost="2")

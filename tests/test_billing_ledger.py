@@ -1,5 +1,5 @@
 """Billing rules on one connection (SQLite or PostgreSQL): prices, holds,
-settlement, the ledger, top-ups, spend caps and balance alerts (R-BILL-1..5)."""
+settlement, the ledger, top-ups, spend caps and balance alerts."""
 
 from __future__ import annotations
 
@@ -196,7 +196,7 @@ def test_R_BILL_3_test_numbers_are_never_billed(signed_app):
     assert not LedgerEntry.objects.exists()
 
 
-# --- settlement (R-BILL-4) ------------------------------------------------------------
+# --- settlement -----------------------------------------------------------------------
 
 
 def test_R_BILL_4_call_failure_releases_the_hold():

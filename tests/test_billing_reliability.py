@@ -1,5 +1,5 @@
-"""Reliability of the books: a worker killed mid-send (D3) and Hypothesis-generated
-interleavings of sends, top-ups, failures and receipts (C2).
+"""Reliability of the books: a worker killed mid-send and Hypothesis-generated
+interleavings of sends, top-ups, failures and receipts.
 
 Neither needs two connections at once, so they run on SQLite as well as on
 PostgreSQL; the racing versions are in test_billing_concurrency.py.
@@ -102,7 +102,7 @@ def test_D3_worker_killed_after_provider_accepted_is_never_charged_twice():
     assert_books(app)
 
 
-# --- C2: generated interleavings ------------------------------------------------------
+# --- generated interleavings ----------------------------------------------------------
 
 MAX_EXAMPLES = int(os.environ.get("BILLING_FUZZ_EXAMPLES", "60"))
 prices = st.sampled_from(["0.0500", "0.3333", "1.0000", "2.5000"])

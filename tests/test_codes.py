@@ -1,4 +1,4 @@
-"""Verification codes (R-CODE) at the service level."""
+"""Verification codes at the service level."""
 
 from __future__ import annotations
 
@@ -287,7 +287,7 @@ def test_malformed_codes_are_603(app, code):
 
 
 class TestCodeOnlyLookup:
-    """R-CODE-9: calls that carry only the code."""
+    """Calls that carry only the code: one active code matches, lookups are scarce."""
 
     def test_finds_the_one_active_code(self, app):
         issued = issue(app, purpose=CodePurpose.VERIFY_PHONE)

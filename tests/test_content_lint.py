@@ -1,4 +1,4 @@
-"""Pre-review lint (R-TPL-5..7, R-BILL-1) and the reviewer's preview."""
+"""Pre-review lint (brackets, URL variables, wording, length) and the reviewer's preview."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def _findings(body, kind="notification", app=None, signature_text="BuyBuyBuy"):
 @pytest.mark.parametrize(
     ("body", "kind", "expected"),
     [
-        # Seed 000 / 004 correct examples: nothing to report.
+        # LeanCloud's and the carriers' correct examples: nothing to report.
         ("Your package for the order {{order_id}} will be delivered by the end of today.",
          "notification", {}),
         ("欢迎注册{{name}}应用！请使用验证码 {{code}} 来完成注册。该验证码将在{{ttl}}分钟后失效。",
@@ -30,7 +30,7 @@ def _findings(body, kind="notification", app=None, signature_text="BuyBuyBuy"):
          "notification", {}),
         ("X牌新款春装已经上市！详情请登录 www.xxxx.com 查询门市店，凭短信可享 9 折优惠。",
          "marketing", {}),
-        # Seed 004 wrong examples.
+        # The carriers' wrong examples.
         ("尊敬的會員您好,您的訂單已確認支付。5周年慶新品降價!都彭長款錢包僅售499元!{{download_link}} 客服電話400-881-6609",
          "notification", {"marketing-words": "error", "url-variable": "warning"}),
         ("您好,本條短信來自“XX旅游”~恭喜幸運的您,在本次“北海道機票”抽獎活動中,獲得二等獎——定制星巴克杯!",

@@ -1,4 +1,4 @@
-"""Rendering: Handlebars as plain text, system variables, the final text (R-TPL-3..5)."""
+"""Rendering: Handlebars as plain text, system variables, the final text."""
 
 from __future__ import annotations
 
@@ -19,22 +19,22 @@ def _send_text(app, template, variables, *, sign=None, code="", ttl=10):
     return content.render_message(content=resolved, variables=variables, system=system)
 
 
-# The seeds' own examples: what the recipient's phone shows.
-SEED_EXAMPLES = [
+# LeanCloud's documented examples: what the recipient's phone shows.
+DOCUMENTED_EXAMPLES = [
     pytest.param(
         "sign_BuyBuyBuy", "BuyBuyBuy", "Order_Notice", "notification",
         "Your package for the order {{order_id}} will be delivered by the end of today.",
         {"order_id": "7623432424540"}, "",
         "【BuyBuyBuy】Your package for the order 7623432424540 will be delivered by the "
         "end of today.",
-        id="seed000-Order_Notice",
+        id="Order_Notice",
     ),
     pytest.param(
         "LeanCloud", "LeanCloud", "Register_Notice", "notification",
         "Thanks for joining {{name}}, the leading backend-as-a-service provider.",
         {}, "",
         "【LeanCloud】Thanks for joining LeanCloud, the leading backend-as-a-service provider.",
-        id="seed000-Register_Notice",
+        id="Register_Notice",
     ),
     pytest.param(
         "LeanCloud", "LeanCloud", "Welcome_Code", "verification",
@@ -43,14 +43,14 @@ SEED_EXAMPLES = [
         {}, "123456",
         "【LeanCloud】Welcome to LeanCloud! Your verification code is 123456. Please "
         "complete signing up in 10 minutes.",
-        id="seed000-system-variables",
+        id="system-variables",
     ),
     pytest.param(
         "sign_app", "应用A", "Register", "verification",
         "歡迎注冊{{name}}應用!請使用驗證碼 {{code}} 來完成注冊。該驗證碼將在{{ttl}}分鐘后失效,請盡快使用。",
         {}, "654321",
         "【应用A】歡迎注冊LeanCloud應用!請使用驗證碼 654321 來完成注冊。該驗證碼將在10分鐘后失效,請盡快使用。",
-        id="seed004-system-variables",
+        id="system-variables-chinese",
     ),
     pytest.param(
         "sign_sf", "顺丰速运", "Express", "notification",
@@ -58,7 +58,7 @@ SEED_EXAMPLES = [
         {"bill_number": "SF1234567890"}, "",
         "【顺丰速运】親,您的寶貝已上路,快遞信息可以通過以下鏈接查詢:"
         "http://www.sf-express.com/cn/#search/SF1234567890",
-        id="seed004-url-with-variable",
+        id="url-with-variable",
     ),
     pytest.param(
         "sign_xx", "XX租房", "Rent_Paid", "notification",
@@ -67,16 +67,16 @@ SEED_EXAMPLES = [
         {"guest_name": "张三", "guest_phone": "186xxxxxxxx",
          "payment_create_time": "2016-06-01", "rent_price": "3000"}, "",
         "【XX租房】XX房东您好，租客张三(手机号码：186xxxxxxxx)于2016-06-01向您支付了房租。租金为3000元。",
-        id="seed004-rent-notice",
+        id="rent-notice",
     ),
 ]
 
 
 @pytest.mark.parametrize(
     ("sign_name", "sign_text", "template", "kind", "body", "variables", "code", "expected"),
-    SEED_EXAMPLES,
+    DOCUMENTED_EXAMPLES,
 )
-def test_seed_examples(app, sign_name, sign_text, template, kind, body, variables, code,
+def test_documented_examples_render_as_shown(app, sign_name, sign_text, template, kind, body, variables, code,
                        expected):
     app.name = "LeanCloud"
     app.save()

@@ -1,4 +1,4 @@
-"""Signatures: validation (R-SIG-3/4), limits, the default flag, review (R-SIG-2)."""
+"""Signatures: validation, carrier rules, limits, the default flag, review."""
 
 from __future__ import annotations
 
@@ -19,15 +19,15 @@ def _codes(text: str, *, enforce: bool = False) -> dict[str, str]:
     return {f.code: f.level for f in lint.lint_signature_text(text, enforce_carrier_rules=enforce)}
 
 
-# Seed 004's signature rules, applied to its own examples and to obvious breaches.
+# The carrier rules, applied to the carriers' own examples and to obvious breaches.
 @pytest.mark.parametrize(
     ("text", "valid", "valid_for_carriers"),
     [
-        ("應用A", True, True),  # seed 004: "【應用A】 ... 為 3 個字符"
+        ("應用A", True, True),  # the carriers' example: 3 characters
         ("应用A", True, True),
-        ("BuyBuyBuy", True, False),  # seed 000; all English: carriers refuse
-        ("LeanCloud", True, False),  # seed 000
-        ("XX租房", True, True),  # seed 004 正確範例 brand
+        ("BuyBuyBuy", True, False),  # all English: carriers refuse
+        ("LeanCloud", True, False),  # LeanCloud's own example
+        ("XX租房", True, True),  # a brand
         ("广州体彩", True, True),
         ("12306", True, False),  # all digits
         ("找同学App", True, True),
@@ -49,13 +49,13 @@ def test_signature_text_rules(text, valid, valid_for_carriers):
 
 
 def test_carrier_rules_are_warnings_when_the_switch_is_off():
-    # LeanCloud (seed 000): valid, but 9 English letters break two carrier rules.
+    # LeanCloud's own example: valid, but 9 English letters break two carrier rules.
     assert _codes("LeanCloud") == {"carrier-length": "warning", "carrier-ascii": "warning"}
     assert _codes("12306") == {"carrier-digits": "warning"}
     assert _codes("BuyBuy", enforce=True) == {"carrier-ascii": "error"}
 
 
-def test_seed_000_signatures_work_as_written(app):
+def test_leancloud_example_signatures_work_as_written(app):
     leancloud = content.create_signature(app=app, name="LeanCloud", text="LeanCloud")
     buy = content.create_signature(app=app, name="sign_BuyBuyBuy", text="BuyBuyBuy")
     assert str(buy) == "sign_BuyBuyBuy 【BuyBuyBuy】"

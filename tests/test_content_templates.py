@@ -1,4 +1,4 @@
-"""Templates: versions (R-TPL-8), review workflow, resolution (604/605/600)."""
+"""Templates: versions, review workflow, resolution (604/605/600)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Codes never reach the logs (R-CODE-3), even though the protocol puts them in URLs."""
+"""Codes never reach the logs, even though the protocol puts them in URLs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Sending limits hold across server processes that share Redis (issue 4)."""
+"""Sending limits hold across server processes that share Redis."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The outbox: lifecycle, retries, at-most-once claims, redispatch (issue 2 item 8)."""
+"""The outbox: lifecycle, retries, at-most-once claims, redispatch."""
 
 from __future__ import annotations
 

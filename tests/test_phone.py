@@ -1,4 +1,4 @@
-"""Phone numbers (R-PHONE)."""
+"""Phone numbers."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sms_service.phone import parse_destination, parse_phone
 @pytest.mark.parametrize(
     "raw, e164, region",
     [
-        ("18612345678", "+8618612345678", "CN"),  # R-PHONE-1: no "+" means +86
+        ("18612345678", "+8618612345678", "CN"),  # no "+" means +86
         ("+8618612345678", "+8618612345678", "CN"),
         ("186 1234 5678", "+8618612345678", "CN"),
         ("186-1234-5678", "+8618612345678", "CN"),
@@ -56,7 +56,7 @@ def test_R_PHONE_2_international_needs_the_app_switch():
 
 
 def test_R_PHONE_2_countries_outside_the_coverage_list_are_refused():
-    # Nigeria is not in seed 004's coverage list: refused even when international is on.
+    # Nigeria is not in the default coverage list: refused even when international is on.
     with pytest.raises(InvalidPhoneNumberError):
         parse_destination("+2348031234567", allow_international=True)
 

@@ -1,4 +1,4 @@
-"""Database queries per request of the two hot endpoints (DESIGN.md section 6).
+"""Database queries per request of the two hot endpoints.
 
 Each request is measured alone: the enqueue step runs on commit, after the
 response, so the on-commit callbacks are captured and not executed while the
@@ -22,7 +22,7 @@ import pytest
 
 from sms_service.models import App, Message, MessageStatus, Price
 
-#: Budget per request (DESIGN.md section 6).
+#: Budget per request.
 MAX_QUERIES = 8
 
 _TRANSACTION_CONTROL = re.compile(r"^\s*(SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT)\b",

@@ -1,4 +1,4 @@
-"""Sending limits (R-RATE-1, R-RATE-2)."""
+"""Sending limits: LeanCloud's per number and signature, per IP, per range."""
 
 from __future__ import annotations
 
@@ -169,7 +169,7 @@ def _race(takers: int, take) -> int:
 
 
 def test_interval_limit_is_atomic_across_threads(db):
-    """B8: many parallel takers, one winner (Redis in CI, locmem otherwise)."""
+    """Many parallel takers, one winner (Redis in CI, locmem otherwise)."""
     caches["default"].delete("sms_service:rl:atomic-test")
     take = lambda: ratelimit.take_interval("atomic-test", 30, SendTooFastError)  # noqa: E731
     assert _race(20, take) == 1

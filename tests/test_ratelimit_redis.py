@@ -422,7 +422,7 @@ class TestPublicPrimitives:
 
 
 def test_one_of_30_concurrent_sends_passes(app, phone, redis):
-    """B8 on the whole check: 30 threads, one number, one winner, one count."""
+    """Many parallel takers on the whole check: 30 threads, one number, one winner, one count."""
     barrier = threading.Barrier(30)
     results: list[type[BaseException] | None] = []
     lock = threading.Lock()

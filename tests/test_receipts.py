@@ -1,5 +1,5 @@
 """Delivery receipts: the generic webhook, receipts that beat the worker, status
-polling, and what they do to the bill (R-BILL-4, D9)."""
+polling, and what they do to the bill, replayed and out of order."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The official LeanCloud SDKs, unchanged, against a live server (issue 4 item 9).
+"""The official LeanCloud SDKs, unchanged, against a live server.
 
 Each test starts pytest-django's ``live_server`` (a thread of this process, so
 the locmem outbox is readable here) and drives one SDK in a subprocess through

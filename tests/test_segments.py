@@ -1,4 +1,4 @@
-"""Segment counting (R-BILL-1, R-BILL-2): worked values from the spec and a
+"""Segment counting: worked values of LeanCloud's and the carriers' rules and a
 differential fuzz against an independent byte-level oracle built on ``gsm0338``."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ EURO = "€"
 EMOJI = "😀"  # outside the BMP: a surrogate pair in UTF-16
 
 
-# --- worked values (security.md 5.3) ------------------------------------------------
+# --- worked values ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""POST /1.1/requestSmsCode: codes, voice, switches, bad input (issue 4)."""
+"""POST /1.1/requestSmsCode: codes, voice, switches, bad input."""
 
 from __future__ import annotations
 
@@ -214,7 +214,7 @@ class TestFixedCodeNumbers:
 
 
 def test_codes_are_unreadable_in_the_database(lc, signature, outbox):
-    """R-CODE-3: no table holds the plaintext code."""
+    """Codes are stored only as keyed hashes: no table holds the plaintext code."""
     from django.db import connection
 
     send(lc)

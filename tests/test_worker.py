@@ -298,7 +298,7 @@ def test_worker_delivers_through_the_api(publish, app, sender, client):
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_broker_outage_then_redispatch(publish, app, sender, caplog, settings):
-    """D7 in small: the enqueue fails, the row stays queued, and redispatch_stuck()
+    """A broker outage in small: the enqueue fails, the row stays queued, and redispatch_stuck()
     sends it once the broker is back."""
     phone = "+8613800138003"
     _use_write_broker(f"redis://127.0.0.1:{_closed_port()}/0")

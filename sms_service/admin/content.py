@@ -1,4 +1,4 @@
-"""Admin for signatures and templates, with the review queue (R-SIG, R-TPL).
+"""Admin for signatures and templates, with the review queue.
 
 Authors (change permission) submit; reviewers (``sms_service.review_content``)
 approve or reject from the review queue, the change pages or changelist

@@ -46,7 +46,7 @@ urlpatterns = [
     lc("requestCaptcha", captcha.RequestCaptchaView.as_view(), "request-captcha"),
     lc("captchaImage", captcha.captcha_image, "captcha-image"),
     lc("verifyCaptcha", captcha.VerifyCaptchaView.as_view(), "verify-captcha"),
-    # Message status query (issue 5; not in LeanCloud's API).
+    # Message status query (not in LeanCloud's API).
     lc("sms/messages", status.MessageListView.as_view(), "sms-messages"),
 ]
 

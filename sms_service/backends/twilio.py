@@ -235,7 +235,7 @@ class TwilioBackend(BaseSmsBackend):
         return TwilioRequest(resource="Messages", data=data)
 
     def _call_payload(self, message: OutgoingMessage) -> TwilioRequest:
-        # Only the digits are ever read out (R-CODE-7): never free text, which
+        # Only the digits are ever read out: never free text, which
         # keeps message content out of the TwiML.
         if not (message.digits.isascii() and message.digits.isdigit()):
             raise ProviderRejectedError(

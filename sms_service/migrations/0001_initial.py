@@ -21,7 +21,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('name', models.CharField(max_length=64, verbose_name='name')),
-                ('company_name', models.CharField(blank=True, help_text='Required to send marketing messages (R-TPL-7).', max_length=128, verbose_name='company name')),
+                ('company_name', models.CharField(blank=True, help_text='Required to send marketing messages.', max_length=128, verbose_name='company name')),
                 ('owner_email', models.EmailField(blank=True, help_text='Review decisions and balance alerts are sent here.', max_length=254, verbose_name='owner email')),
                 ('app_id', models.CharField(default=sms_service.models.app.generate_app_id, max_length=64, unique=True, verbose_name='app id')),
                 ('app_key', models.CharField(default=sms_service.models.app.generate_key, max_length=64, verbose_name='app key')),
@@ -38,7 +38,7 @@ class Migration(migrations.Migration):
                 ('require_captcha', models.BooleanField(default=False, verbose_name='require CAPTCHA before every SMS')),
                 ('allow_international', models.BooleanField(default=False, verbose_name='allow international numbers')),
                 ('default_language', models.CharField(choices=[('zh', 'Chinese'), ('en', 'English')], default='zh', help_text='Language of the default verification text when no template is given.', max_length=2, verbose_name='default message language')),
-                ('enforce_carrier_signature_rules', models.BooleanField(default=False, help_text='3-8 characters, not all ASCII letters, not all digits (R-SIG-4). When off, breaking them is only a warning to reviewers.', verbose_name='enforce mainland-China signature rules')),
+                ('enforce_carrier_signature_rules', models.BooleanField(default=False, help_text='3-8 characters, not all ASCII letters, not all digits. When off, breaking them is only a warning to reviewers.', verbose_name='enforce mainland-China signature rules')),
                 ('signup_sends_verification', models.BooleanField(default=True, verbose_name='send verification SMS on signup')),
                 ('forbid_unverified_login', models.BooleanField(default=False, verbose_name='forbid login for unverified phones')),
                 ('allow_unverified_reset', models.BooleanField(default=False, verbose_name='allow password reset for unverified phones')),

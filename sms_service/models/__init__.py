@@ -1,6 +1,6 @@
 from ..delivery import FINAL_STATUSES, DeliveryStatus
 from .app import App, FixedCodeNumber, KeyRotation
-from .billing import LedgerEntry, LedgerKind, Price, UnmatchedReceipt  # issue 5
+from .billing import LedgerEntry, LedgerKind, Price, UnmatchedReceipt
 from .captcha import CaptchaChallenge, CaptchaValidateToken
 from .codes import CodePurpose, CodeStatus, VerificationCode
 from .content import (

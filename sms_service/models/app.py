@@ -1,4 +1,4 @@
-"""The tenant: an App with its keys, balance and the per-app toggles (R-APP)."""
+"""The tenant: an App with its keys, balance and the per-app toggles."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ class AppQuerySet(models.QuerySet):
 
 
 class App(models.Model):
-    """A tenant. Everything else belongs to exactly one App (R-APP-1)."""
+    """A tenant. Everything else belongs to exactly one App; nothing crosses apps."""
 
     class Language(models.TextChoices):
         CHINESE = "zh", _("Chinese")
@@ -103,7 +103,7 @@ class App(models.Model):
         help_text=_("Changes only through the ledger (top-ups, holds, charges)."),
     )
 
-    # --- Billing (issue 5; owned by the billing module, see models/billing.py) ----
+    # Billing: spend cap and balance alert (the ledger is in models/billing.py).
     daily_spend_cap = models.DecimalField(
         _("daily spend cap"),
         max_digits=16,
@@ -130,7 +130,6 @@ class App(models.Model):
         blank=True,
         help_text=_("Cleared by a top-up that lifts the balance above the threshold."),
     )
-    # --- end of billing block -------------------------------------------------
 
     # Security: service switches.
     sms_enabled = models.BooleanField(
@@ -204,7 +203,7 @@ class App(models.Model):
         ),
     )
 
-    # Account settings (R-USER), worded as LeanCloud's console.
+    # Account settings of phone users, worded as LeanCloud's console.
     signup_sends_verification = models.BooleanField(
         _("send verification SMS when users register or change phone numbers from clients"),
         default=True,

@@ -1,4 +1,4 @@
-"""Billing data: unit prices, the append-only ledger and unmatched receipts (R-BILL).
+"""Billing data: unit prices, the append-only ledger and unmatched receipts.
 
 Representation (see also :mod:`sms_service.services.billing`):
 

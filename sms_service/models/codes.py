@@ -1,4 +1,4 @@
-"""Verification codes, stored only as keyed hashes (R-CODE-3)."""
+"""Verification codes, stored only as keyed hashes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .app import App
 
 
 class CodePurpose(models.TextChoices):
-    """What a code may be used for (R-CODE-5): a code only passes its own purpose."""
+    """What a code may be used for : a code only passes its own purpose."""
 
     GENERIC = "generic", _("requestSmsCode / verifySmsCode")
     SIGNUP = "signup", _("sign up or log in")
@@ -36,13 +36,13 @@ class VerificationCodeQuerySet(models.QuerySet):
 
 class VerificationCode(models.Model):
     """The current code of one (app, phone, purpose): a new send overwrites the
-    row (R-CODE-6), so the table holds one row per number and purpose however
+    row, so the table holds one row per number and purpose however
     many codes are sent.
 
     ``digest`` is HMAC(secret, app | phone | purpose | code): it binds the code to
     the number and the purpose. ``lookup`` is HMAC(secret, app | purpose | code),
     unique among active codes of an (app, purpose), so calls that carry only the
-    code (the JS SDK's verifyMobilePhone) find exactly one row (R-CODE-9).
+    code (the JS SDK's verifyMobilePhone) find exactly one row.
     """
 
     app = models.ForeignKey(

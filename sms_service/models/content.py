@@ -1,4 +1,4 @@
-"""Signatures and templates with their review workflow (R-SIG, R-TPL).
+"""Signatures and templates with their review workflow.
 
 Rows are created and reviewed through :mod:`sms_service.services.content`; the
 models hold the data, the per-row validation shown in admin forms and the guard
@@ -91,7 +91,7 @@ class Signature(Reviewable):
     """``name`` is what callers pass as ``sign``; ``text`` is shown as 【text】."""
 
     class Source(models.TextChoices):
-        # Seed 004: a signature must name the app, the company, a brand or a site.
+        # Carriers want a signature to name the app, the company, a brand or a site.
         APP = "app", _("App name")
         COMPANY = "company", _("Company (short name)")
         BRAND = "brand", _("Brand")
@@ -197,7 +197,7 @@ class Template(models.Model):
     """A named template; its text lives in immutable :class:`TemplateVersion` rows.
 
     The newest approved version serves; a newer pending version waits for review
-    without interrupting it (R-TPL-8).
+    without interrupting it.
     """
 
     app = models.ForeignKey(

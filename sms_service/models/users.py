@@ -1,4 +1,4 @@
-"""Phone users (R-USER): members of an app, their sessions and login lockouts.
+"""Phone users: members of an app, their sessions and login lockouts.
 
 A user is the host project's ``AUTH_USER_MODEL`` (password hashing, ``is_active``
 and the admin come from Django). An :class:`AppUser` makes one host user a

@@ -1,4 +1,4 @@
-"""Billing: quotes, real-time holds, settlement, top-ups and alerts (R-BILL).
+"""Billing: quotes, real-time holds, settlement, top-ups and alerts.
 
 Money model (details and the entry table in :mod:`sms_service.models.billing`):
 
@@ -143,7 +143,7 @@ def quote(*, app: App, phone: PhoneNumber, channel: str, text: str) -> Quote:
     """Count and price the final text (signature and suffixes included).
 
     Raises :class:`MessageTooLongError` over ``MAX_MESSAGE_LENGTH`` characters,
-    before anything is queued or charged (R-BILL-1).
+    before anything is queued or charged.
     """
     if len(text) > app_settings.MAX_MESSAGE_LENGTH:
         raise MessageTooLongError(

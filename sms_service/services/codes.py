@@ -1,4 +1,4 @@
-"""Issuing and checking verification codes (R-CODE).
+"""Issuing and checking verification codes.
 
 A code row holds only keyed hashes. Checking a code is two statements: one
 SELECT of the active row's digest for (app, phone, purpose), compared in
@@ -34,7 +34,7 @@ class IssuedCode:
 
 
 def fixed_code_for(app: App, phone: str) -> str | None:
-    """The fixed code of a test number, or None (R-CODE-8)."""
+    """The fixed code of a test number, or None (never sent, never billed)."""
     if getattr(app, "has_fixed_code_numbers", True) is False:
         return None  # known from the app's own query: no lookup needed
     return FixedCodeNumber.objects.filter(app=app, phone=phone).values_list("code", flat=True).first()
@@ -49,13 +49,13 @@ def issue_code(
     fixed_code: str | None = None,
     data: dict | None = None,
 ) -> IssuedCode:
-    """Issue a code for (app, phone, purpose), replacing the one it had (R-CODE-6).
+    """Issue a code for (app, phone, purpose), replacing the one it had.
 
     One statement inside the caller's transaction: an INSERT that overwrites the
     number's row for that purpose (``ON CONFLICT ... DO UPDATE``), so the earlier
     code stops working in the same step and the table keeps one row per number
     and purpose. The code is unique among the active codes of (app, purpose) so
-    that a code-only lookup finds one row (R-CODE-9): a clash with another
+    that a code-only lookup finds one row: a clash with another
     number's active row (about one draw in 10^6 / active codes; expired rows
     count until retired) raises :class:`CodeCollisionError`, and the caller
     retries its transaction with a new draw after retiring the row in the way if
@@ -211,7 +211,7 @@ _NO_DIGEST = "-" * 64
 
 
 def verify_code_only(*, app: App, purpose: str, code: object) -> VerificationCode:
-    """Find and consume a code by its value alone (R-CODE-9), strictly rate limited."""
+    """Find and consume a code by its value alone, strictly rate limited."""
     ratelimit.take_code_lookup(app=app, purpose=purpose)
     if not _well_formed(code):
         raise InvalidCodeError()

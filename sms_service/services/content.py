@@ -1,8 +1,8 @@
 """Signatures and templates: submission, review, resolution and rendering.
 
 * Authors submit signatures and template versions; both start ``pending``
-  (R-SIG-2, R-TPL-2). Editing an approved template adds a new pending version
-  while the approved one keeps serving (R-TPL-8).
+  and only approved ones send. Editing an approved template adds a new pending
+  version while the approved one keeps serving.
 * Reviewers (permission ``sms_service.review_content``) approve or reject with
   a reason; the app owner gets an email and the ``content_*`` signals fire.
 * The sending pipeline calls :func:`resolve_content` and :func:`render_message`.
@@ -134,8 +134,8 @@ def render_message(
 ) -> str:
     """Final text: 【signature】 + rendered body (+ 回复TD退订 for marketing).
 
-    System variables win over caller variables (R-TPL-4); caller values with
-    【 or 】 raise InvalidParameterError (R-TPL-5); a missing variable or any
+    System variables win over caller variables; caller values with
+    【 or 】 raise InvalidParameterError; a missing variable or any
     render failure raises TemplateRenderError (606).
     """
     version = content.version
@@ -159,7 +159,8 @@ def submit_signature(
 ) -> Signature:
     """Save a new or edited signature, sending it to review when its text changed.
 
-    Validates R-SIG-3/4 and the per-app limit (ValidationError). The app's first
+    Validates the text rules (and the carrier rules when the app enforces them)
+    and the per-app limit (ValidationError). The app's first
     signature becomes its default.
     """
     with transaction.atomic():
@@ -555,7 +556,7 @@ def _decision_text(item: Reviewable, app: App) -> tuple[str, str]:
 
 # --- Demo content -----------------------------------------------------------------
 
-#: (name, type, body) of the demo templates, in the style of the seed documents.
+#: (name, type, body) of the demo templates, in the style of LeanCloud's examples.
 DEMO_TEMPLATES: tuple[tuple[str, str, str], ...] = (
     (
         "Register_Code",
@@ -582,7 +583,7 @@ def seed_demo_content(app: App) -> Signature:
 
     Idempotent: existing rows with the demo names are reused and approved.
     Returns the default signature. Marketing sends still need
-    ``app.company_name`` (R-TPL-7).
+    ``app.company_name`` (marketing messages need one).
     """
     signature = _demo_signature(app)
     for name, kind, body in DEMO_TEMPLATES:

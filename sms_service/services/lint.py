@@ -1,7 +1,8 @@
 """Pre-review lint for signatures and templates, and the sample preview.
 
-Reviewers and authors see the same findings (R-SIG-3, R-SIG-4, R-TPL-5..7,
-R-BILL-1). Findings are advice with a severity: ``error`` means the rules say no
+Reviewers and authors see the same findings: signature text rules, the
+mainland-China carrier rules, 【】 in variables, URLs that are only a variable,
+marketing and banned wording, and the length of the final text. Findings are advice with a severity: ``error`` means the rules say no
 (a reviewer should reject), ``warning`` means "look closely". Only the
 signature errors block saving; template findings never block submission,
 because the reviewer has the last word (word lists produce false positives).
@@ -74,7 +75,8 @@ def template_name_error(name: str) -> str:
 
 
 def lint_signature_text(text: str, *, enforce_carrier_rules: bool) -> list[Finding]:
-    """R-SIG-3 (always errors) and R-SIG-4 (errors when enforced, else warnings)."""
+    """The text rules (always errors) and the mainland-China carrier rules (errors
+    when the app enforces them, else warnings)."""
     findings: list[Finding] = []
     low, high = app_settings.SIGNATURE_MIN_LENGTH, app_settings.SIGNATURE_MAX_LENGTH
     if "【" in text or "】" in text:
@@ -220,7 +222,7 @@ def _bracket_findings(body: str) -> list[Finding]:
 
 
 def _url_findings(body: str) -> list[Finding]:
-    """R-TPL-6: a URL may contain a variable but may not be entirely a variable."""
+    """A URL may contain a variable but may not be entirely a variable."""
     findings = []
     url_spans = [(m.start(), m.end(), m.group(0)) for m in _URL.finditer(body)]
     for _start, _end, url in url_spans:
@@ -427,7 +429,7 @@ def preview(
     template_name: str = "",
     samples: Mapping[str, Any] | None = None,
 ) -> Preview:
-    """Render a body with sample values exactly as it would be sent (R-BILL-1)."""
+    """Render a body with sample values exactly as it would be sent, with its billed length."""
     system = _system_values(
         app=app, signature_text=signature_text, template_name=template_name, worst=False
     )

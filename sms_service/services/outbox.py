@@ -255,7 +255,7 @@ def _outgoing(message: Message, backend: BaseSmsBackend | None = None) -> Outgoi
 
 
 def _voice_text(digits: str) -> str:
-    # A voice call reads the digits only (R-CODE-7), spaced so they are read one by one.
+    # A voice call reads the digits only, spaced so they are read one by one.
     return " ".join(digits)
 
 
@@ -280,7 +280,7 @@ def _handle_success(message: Message, provider: str, result: SendResult) -> None
             transition(message, MessageStatus.DELIVERED,
                        description=f"{provider} reports delivered")
     elif transition(message, MessageStatus.ACCEPTED, description=f"accepted by {provider}", **fields):
-        # Receipts the provider posted before the id above was stored (issue 5).
+        # Receipts the provider posted before the id above was stored.
         from .receipts import apply_held_receipts
 
         apply_held_receipts(message=message)

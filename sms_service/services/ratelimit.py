@@ -1,4 +1,4 @@
-"""Sending limits (R-RATE) over the shared cache, failing closed.
+"""Sending limits over the shared cache, failing closed.
 
 Three kinds of limit, each a key in the rate-limit cache
 (``SMS_SERVICE["RATE_LIMIT_CACHE"]``):
@@ -237,7 +237,7 @@ def send_limits(
 
 
 def take_code_lookup(*, app: App, purpose: str) -> None:
-    """Code-only lookups guess against every active code: keep them scarce (R-CODE-9)."""
+    """Code-only lookups guess against every active code: keep them scarce."""
     take_window(
         f"lookup:{app.pk}:{purpose}", 60, app_settings.CODE_ONLY_LOOKUPS_PER_MINUTE,
         TooManyRequestsError,

@@ -89,7 +89,7 @@ def request_sms(*, app: App, request: SmsRequest, is_master: bool = False) -> Me
     if channel == Channel.VOICE and template_name:
         raise InvalidParameterError(gettext_noop("A voice verification code cannot use a template."))
     if channel == Channel.VOICE:
-        # A call reads the digits only: no template, no signature (R-CODE-7).
+        # A call reads the digits only: no template, no signature.
         resolved = content.ResolvedContent(signature=None, version=None,
                                            kind=MessageKind.VERIFICATION)
     else:

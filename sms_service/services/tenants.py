@@ -1,4 +1,4 @@
-"""Creating and configuring apps (R-APP)."""
+"""Creating and configuring apps."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Phone users (R-USER): sign-up, log-in, sessions, and the codes of user flows.
+"""Phone users: sign-up, log-in, sessions, and the codes of user flows.
 
 Every function works inside one app: members, sessions and codes of another app
 are never found. Users are the host project's ``AUTH_USER_MODEL``; an

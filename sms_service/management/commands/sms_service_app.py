@@ -49,7 +49,6 @@ class Command(BaseCommand):
 
     def add_extra_actions(self, sub) -> None:
         """Hook for more sub-commands (billing adds ``topup``)."""
-        # --- billing (issue 5) ---
         topup = sub.add_parser("topup", help="add money to an app's balance (audited)")
         topup.add_argument("app_id")
         topup.add_argument("amount", help="a decimal amount, e.g. 100 or 12.50")

@@ -34,7 +34,7 @@ class Command(BaseCommand):
                                   app_id=site_app_id or None)
             if site_app_id:  # the demo's account pages show logging in by code too
                 app = tenants.update_app(app=app, changes={"allow_sms_login": "true"})
-        # The seed approves its own content: no decision emails to the demo owner.
+        # The demo approves its own content: no decision emails to the demo owner.
         with override_settings(EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend"):
             content.seed_demo_content(app)
         self._seed_billing(app)
