@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth import get_user_model
 
-from sms_service.models import App, Message
+from sms_service.models import App, Message, Signature
 from sms_service.services import billing, content
 from tests.browser import PHONE_WIDTH
 
@@ -28,6 +28,7 @@ def console(live_server, browser):
                                body="x", status=status, cost=Decimal("0.05"))
     signature = content.create_signature(app=app, name="sign_Demo", text="演示应用")
     content.approve(item=signature, reviewer=None)
+    content.create_signature(app=app, name="sign_Pending", text="待审应用")
     template = content.create_template(
         app=app, name="Order_Notice", kind="notification",
         body="Your order {{order_id}} ships today.", signature=signature)
@@ -41,6 +42,19 @@ def console(live_server, browser):
     return browser, app, template
 
 
+def assert_boxes_below_the_form(browser, page):
+    """The version and review boxes after a change form start below its Save row:
+    a box behind the (floating) form paints its blue heading into the form's gaps."""
+    overlaps = browser.driver.execute_script(
+        "var row = document.querySelector('.submit-row'); if (!row) { return []; }"
+        "var bottom = row.getBoundingClientRect().bottom, out = [];"
+        "document.querySelectorAll('.sms-review-item').forEach(function (box) {"
+        "  var top = box.getBoundingClientRect().top;"
+        "  if (top < bottom) { out.push((box.id || box.className) + ' top=' + top); }"
+        "}); return out;")
+    assert overlaps == [], f"{page}: boxes behind the form: {overlaps}"
+
+
 def test_console_pages_fit_a_phone_and_a_desktop(console, live_server):
     browser, app, template = console
     pages = {
@@ -48,6 +62,8 @@ def test_console_pages_fit_a_phone_and_a_desktop(console, live_server):
         "bill": f"/admin/sms_service/ledgerentry/apps/{app.pk}/",
         "review-queue": "/admin/sms_service/template/review-queue/",
         "template": f"/admin/sms_service/template/{template.pk}/change/",
+        "pending-signature": "/admin/sms_service/signature/{}/change/".format(
+            Signature.objects.get(name="sign_Pending").pk),
     }
     for name, path in pages.items():
         browser.visit(live_server.url + path)
@@ -55,6 +71,9 @@ def test_console_pages_fit_a_phone_and_a_desktop(console, live_server):
         shots = browser.capture(name, widths=(PHONE_WIDTH, WIDE))
         browser.assert_no_horizontal_scroll()  # and at 1400 px
         assert all(shot.exists() and shot.stat().st_size > 0 for shot in shots)
+        for width in (PHONE_WIDTH, WIDE):
+            browser.resize(width)
+            assert_boxes_below_the_form(browser, name)
     # Change lists with an app column stay within 1400 px (apps shown by name).
     for path in ("/admin/sms_service/message/", "/admin/sms_service/signature/",
                  "/admin/sms_service/ledgerentry/"):
