@@ -206,3 +206,8 @@ def _route_matches(wanted: str | list[str] | None, value: str) -> bool:
 def get_adapter(request: HttpRequest | None = None) -> DefaultSmsAdapter:
     """An instance of the configured adapter class (``SMS_SERVICE["ADAPTER"]``)."""
     return app_settings.ADAPTER(request=request)
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The caller's IP address, as the adapter's ``get_client_ip`` tells it."""
+    return get_adapter(request).get_client_ip(request=request)

@@ -11,6 +11,7 @@ class SmsServiceConfig(AppConfig):
         from . import (
             checks,  # noqa: F401  (registers the system checks)
             receivers,
+            tasks,  # noqa: F401  (registers the tasks the services enqueue)
         )
         from .api import schema  # noqa: F401  (OpenAPI extension for the auth headers)
 

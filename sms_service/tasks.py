@@ -6,9 +6,10 @@ from celery import shared_task
 
 from .conf import app_settings
 from .exceptions import ProviderTemporaryError
-from .services import outbox
+from .services import outbox, recovery, taskqueue
 
 
+@taskqueue.register
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def deliver_message(self, message_id: int) -> str:
     """Send a queued message. At most one run sends it (the service claims the row)."""
@@ -25,7 +26,7 @@ def deliver_message(self, message_id: int) -> str:
 def redispatch_stuck_messages() -> dict[str, int]:
     """Periodic (every few seconds): re-send rows a broker outage left in
     ``queued`` and claims a dead worker abandoned; settle unknown codes."""
-    return outbox.redispatch_stuck()
+    return recovery.redispatch_stuck()
 
 
 # --- Billing and delivery receipts ----------------------------------------------
@@ -90,6 +91,7 @@ def remove_stale_captchas() -> dict[str, int]:
 # --- Outbound webhooks -------------------------------------------------------------
 
 
+@taskqueue.register
 @shared_task(acks_late=True, ignore_result=True)
 def deliver_webhook(delivery_id: int) -> None:
     """Post one webhook delivery; a failure schedules the next try with backoff."""

@@ -29,7 +29,7 @@ from sms_service.exceptions import (
     SmsServiceConfigurationError,
 )
 from sms_service.models import Message, MessageStatus
-from sms_service.services import outbox
+from sms_service.services import outbox, receipts
 
 from .fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, running_fake_twilio
 
@@ -700,7 +700,7 @@ class TestOutboxWithTwilio:
 
         backend = get_backend("twilio")
         report = backend.poll_status(message.provider_message_id)
-        outbox.apply_report(report, provider=backend.provider_name)
+        receipts.apply_report(report, provider=backend.provider_name)
 
         message.refresh_from_db()
         assert message.status == MessageStatus.DELIVERED

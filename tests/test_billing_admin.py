@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from sms_service.backends.base import DeliveryReport
 from sms_service.models import LedgerEntry
-from sms_service.services import outbox
+from sms_service.services import receipts
 from tests.billing_support import accepted_message, assert_books, funded_app
 
 pytestmark = pytest.mark.django_db
@@ -32,7 +32,7 @@ def test_billing_page_shows_balance_held_bill_and_chart(client, superuser):
     app = funded_app("10")
     charged = accepted_message(app, cost="2")
     accepted_message(app, cost="3")
-    outbox.apply_report(
+    receipts.apply_report(
         DeliveryReport(charged.provider_message_id, "delivered"), provider="fake"
     )
     response = client.get(billing_url(app))

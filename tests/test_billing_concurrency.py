@@ -22,7 +22,7 @@ from django.db import connections
 from sms_service.backends.base import DeliveryReport
 from sms_service.exceptions import SmsServiceError
 from sms_service.models import LedgerEntry, Message, MessageStatus, Signature
-from sms_service.services import billing, outbox
+from sms_service.services import billing, receipts
 from sms_service.services.sending import SmsRequest, request_sms
 from tests.billing_support import (
     accepted_message,
@@ -149,7 +149,7 @@ def test_R_BILL_5_same_receipt_10_times_concurrently_and_out_of_order_settles_on
         random.Random(run).shuffle(statuses)
         run_concurrently(
             [
-                lambda status=status, pid=pid: outbox.apply_report(
+                lambda status=status, pid=pid: receipts.apply_report(
                     DeliveryReport(pid, status), provider="fake"
                 )
                 for status in statuses
@@ -171,7 +171,7 @@ def test_R_BILL_4_receipt_racing_the_overdue_policy_settles_once():
     Message.objects.filter(app=app).update(updated_at="2000-01-01T00:00:00Z")
     jobs: list[Callable[[], Any]] = [billing.settle_overdue for _ in range(3)]
     jobs += [
-        lambda m=m: outbox.apply_report(
+        lambda m=m: receipts.apply_report(
             DeliveryReport(m.provider_message_id, "undelivered"), provider="fake"
         )
         for m in messages

@@ -31,7 +31,7 @@ from sms_service.models import (
     VerificationCode,
 )
 from sms_service.phone import parse_phone
-from sms_service.services import billing, outbox
+from sms_service.services import billing, outbox, receipts
 from sms_service.services.sending import SmsRequest, request_sms
 from tests.billing_support import (
     accepted_message,
@@ -230,7 +230,7 @@ def test_R_BILL_4_awaiting_receipt_is_held_but_not_billed():
 def test_R_BILL_4_delivery_and_delivery_failure_are_billed(receipt):
     app = funded_app("5")
     message = accepted_message(app, cost="2")
-    outbox.apply_report(
+    receipts.apply_report(
         DeliveryReport(message.provider_message_id, receipt), provider="fake"
     )
 
@@ -246,7 +246,7 @@ def test_R_BILL_5_replayed_and_out_of_order_receipts_settle_once():
     message = accepted_message(app, cost="2")
     pid = message.provider_message_id
     for status in ["delivered", "accepted", "undelivered", "delivered"] * 3:
-        outbox.apply_report(DeliveryReport(pid, status), provider="fake")
+        receipts.apply_report(DeliveryReport(pid, status), provider="fake")
 
     message.refresh_from_db()
     assert message.status == MessageStatus.DELIVERED  # the first final receipt wins
@@ -309,7 +309,7 @@ def test_R_BILL_4_overdue_policy_settles_once(policy, billed, balance):
         assert billing.settle_overdue(now=later)["settled"] == 1
         assert billing.settle_overdue(now=later)["settled"] == 0
     # A late receipt still updates the status but cannot bill again.
-    outbox.apply_report(
+    receipts.apply_report(
         DeliveryReport(message.provider_message_id, "delivered"), provider="fake"
     )
     message.refresh_from_db()
@@ -367,7 +367,7 @@ def test_R_BILL_5_refund_of_a_charged_message_happens_once():
     message = accepted_message(app, cost="2")
     with pytest.raises(InvalidParameterError):
         billing.refund(message=message, reason="not charged yet")
-    outbox.apply_report(
+    receipts.apply_report(
         DeliveryReport(message.provider_message_id, "undelivered"), provider="fake"
     )
     billing.refund(message=message, reason="carrier outage")
@@ -463,7 +463,7 @@ def test_bill_per_day_and_template_shows_only_settled_charges():
     app = funded_app("10")
     charged = accepted_message(app, cost="2")
     accepted_message(app, cost="3")  # held, not on the bill
-    outbox.apply_report(
+    receipts.apply_report(
         DeliveryReport(charged.provider_message_id, "delivered"), provider="fake"
     )
     days = billing.daily_bill(app=app, days=7)

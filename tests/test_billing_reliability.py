@@ -33,7 +33,7 @@ from sms_service.exceptions import (
 )
 from sms_service.models import LedgerEntry, Message, MessageStatus
 from sms_service.models.billing import SETTLEMENT_KINDS
-from sms_service.services import billing, outbox
+from sms_service.services import billing, outbox, receipts, recovery
 from tests.billing_support import assert_books, bill, funded_app, held, held_message
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -83,8 +83,8 @@ def test_D3_worker_killed_after_provider_accepted_is_never_charged_twice():
 
         start = timezone.now()
         with time_machine.travel(start + timedelta(seconds=901), tick=False):
-            assert outbox.redispatch_stuck()["unknown"] == 1
-            assert outbox.redispatch_stuck()["unknown"] == 0
+            assert recovery.redispatch_stuck()["unknown"] == 1
+            assert recovery.redispatch_stuck()["unknown"] == 0
         message.refresh_from_db()
         app.refresh_from_db()
         assert message.status == MessageStatus.UNKNOWN
@@ -93,7 +93,7 @@ def test_D3_worker_killed_after_provider_accepted_is_never_charged_twice():
         with time_machine.travel(start + timedelta(seconds=901 + 3601), tick=False):
             assert billing.settle_overdue()["settled"] == 1
             assert billing.settle_overdue()["settled"] == 0
-            assert outbox.redispatch_stuck() == {"requeued": 0, "unknown": 0}
+            assert recovery.redispatch_stuck() == {"requeued": 0, "unknown": 0}
 
     assert provider_accepted == [message.pk]  # one request reached the provider
     app.refresh_from_db()
@@ -169,7 +169,7 @@ class BooksMachine(RuleBasedStateMachine):
         message = self._pick(index, MessageStatus.ACCEPTED, MessageStatus.DELIVERED, MessageStatus.UNDELIVERED)
         if message is None:
             return
-        outbox.apply_report(
+        receipts.apply_report(
             DeliveryReport(message.provider_message_id, status), provider="fake"
         )
         message.refresh_from_db()

@@ -16,7 +16,7 @@ from sms_service.exceptions import (
     ProviderTemporaryError,
 )
 from sms_service.models import Message, MessageStatus
-from sms_service.services import outbox
+from sms_service.services import outbox, receipts, recovery
 
 pytestmark = pytest.mark.django_db
 
@@ -77,8 +77,8 @@ def test_accepted_then_receipt_delivered(message):
     from sms_service.backends.base import DeliveryReport
 
     report = DeliveryReport(provider_message_id="prov-1", status="delivered")
-    outbox.apply_report(report, provider="scripted")
-    outbox.apply_report(report, provider="scripted")  # a replay changes nothing
+    receipts.apply_report(report, provider="scripted")
+    receipts.apply_report(report, provider="scripted")  # a replay changes nothing
     message.refresh_from_db()
     assert message.status == MessageStatus.DELIVERED
     assert statuses(message).count(MessageStatus.DELIVERED) == 1
@@ -125,7 +125,7 @@ def test_permanent_rejection_fails_without_retry(message):
 def test_ambiguous_outcome_is_unknown_and_never_resent(message):
     script.append("unknown")
     assert outbox.deliver(message_id=message.pk) == MessageStatus.UNKNOWN
-    assert outbox.redispatch_stuck() == {"requeued": 0, "unknown": 0}
+    assert recovery.redispatch_stuck() == {"requeued": 0, "unknown": 0}
     assert outbox.deliver(message_id=message.pk) == "skipped"
     assert len(calls) == 1
 
@@ -148,12 +148,12 @@ def test_redispatch_sends_rows_a_broker_outage_left_queued(message):
 
 
 def test_redispatch_leaves_fresh_and_scheduled_rows_alone(message):
-    assert outbox.redispatch_stuck()["requeued"] == 0  # fresh
+    assert recovery.redispatch_stuck()["requeued"] == 0  # fresh
     Message.objects.filter(pk=message.pk).update(
         updated_at=timezone.now() - timedelta(minutes=10),
         next_attempt_at=timezone.now() + timedelta(minutes=5),
     )
-    assert outbox.redispatch_stuck()["requeued"] == 0  # a retry is scheduled
+    assert recovery.redispatch_stuck()["requeued"] == 0  # a retry is scheduled
     assert calls == []
 
 
@@ -163,7 +163,7 @@ def test_abandoned_sending_rows_become_unknown(message):
         status=MessageStatus.SENDING, updated_at=timezone.now() - timedelta(hours=1),
         call_started_at=timezone.now() - timedelta(hours=1),
     )
-    assert outbox.redispatch_stuck() == {"requeued": 0, "unknown": 1}
+    assert recovery.redispatch_stuck() == {"requeued": 0, "unknown": 1}
     message.refresh_from_db()
     assert message.status == MessageStatus.UNKNOWN
     assert calls == []

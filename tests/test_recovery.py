@@ -21,7 +21,7 @@ from sms_service.backends import get_backend
 from sms_service.backends.locmem import outbox as sent
 from sms_service.crypto import encrypt
 from sms_service.models import Message, MessageStatus
-from sms_service.services import outbox
+from sms_service.services import outbox, receipts, recovery
 from tests.billing_support import bill, funded_app, held, held_message
 from tests.fake_twilio import FakeTwilio, running_fake_twilio
 from tests.test_backend_twilio import TO_NUMBER, _options, sms
@@ -75,10 +75,10 @@ def test_a_claim_that_never_reached_the_provider_is_sent_again_and_charged_once(
 
     start = timezone.now()
     with time_machine.travel(start + timedelta(seconds=5), tick=False):
-        assert outbox.redispatch_stuck()["requeued"] == 0  # the claim may be alive
+        assert recovery.redispatch_stuck()["requeued"] == 0  # the claim may be alive
     with time_machine.travel(start + timedelta(seconds=11), tick=False):
-        assert outbox.redispatch_stuck()["requeued"] == 1  # seconds, not minutes
-        assert outbox.redispatch_stuck()["requeued"] == 0
+        assert recovery.redispatch_stuck()["requeued"] == 1  # seconds, not minutes
+        assert recovery.redispatch_stuck()["requeued"] == 0
     assert [m.message_id for m in sent] == [message.pk]  # sent once
     assert sent[0].body == TEXT
     message.refresh_from_db()
@@ -100,7 +100,7 @@ def test_a_stalled_worker_whose_claim_was_released_sends_nothing(monkeypatch, se
     def stall_then_continue(row, backend=None):
         if not stalled:  # worker A, while it stalls: the sweep and worker B run
             stalled.append(row.pk)
-            assert outbox.redispatch_stuck()["requeued"] == 1
+            assert recovery.redispatch_stuck()["requeued"] == 1
         return real_outgoing(row, backend)
 
     monkeypatch.setattr(outbox, "_outgoing", stall_then_continue)
@@ -117,7 +117,7 @@ def test_rows_whose_call_started_become_unknown_not_resent(settings):
     long_ago = timezone.now() - timedelta(minutes=5)
     Message.objects.filter(pk=message.pk).update(
         status=S.SENDING, attempts=1, call_started_at=long_ago, updated_at=long_ago)
-    assert outbox.redispatch_stuck() == {"requeued": 0, "unknown": 1}
+    assert recovery.redispatch_stuck() == {"requeued": 0, "unknown": 1}
     message.refresh_from_db()
     assert message.status == S.UNKNOWN
     assert sent == []  # the locmem backend cannot be asked: left for receipts
@@ -157,10 +157,10 @@ def test_an_unknown_code_twilio_has_is_accepted_without_a_second_send(fake_twili
     app = funded_app("10")
     message = code_message(app, backend="twilio")
     assert outbox.deliver(message_id=message.pk) == S.UNKNOWN
-    assert outbox.redispatch_stuck()["requeued"] == 0  # not yet: Twilio may be busy
+    assert recovery.redispatch_stuck()["requeued"] == 0  # not yet: Twilio may be busy
 
     with _after_resolve_delay():
-        assert outbox.redispatch_stuck()["requeued"] == 0
+        assert recovery.redispatch_stuck()["requeued"] == 0
     message.refresh_from_db()
     assert message.status == S.ACCEPTED
     (sid,) = fake_twilio.resources
@@ -180,8 +180,8 @@ def test_an_unknown_code_twilio_never_got_is_sent_again_and_charged_once(fake_tw
     assert fake_twilio.resources == {}
 
     with _after_resolve_delay():
-        assert outbox.redispatch_stuck()["requeued"] == 1
-        assert outbox.redispatch_stuck()["requeued"] == 0
+        assert recovery.redispatch_stuck()["requeued"] == 1
+        assert recovery.redispatch_stuck()["requeued"] == 0
     message.refresh_from_db()
     assert message.status == S.ACCEPTED
     (sid,) = fake_twilio.resources
@@ -189,7 +189,7 @@ def test_an_unknown_code_twilio_never_got_is_sent_again_and_charged_once(fake_tw
     assert len(fake_twilio.posts) == 2  # the lost request and the one resend
     fake_twilio.set_status(sid, "delivered")
     backend = get_backend("twilio")
-    outbox.apply_report(backend.poll_status(sid), provider="twilio")
+    receipts.apply_report(backend.poll_status(sid), provider="twilio")
     app.refresh_from_db()
     assert (app.balance, held(app), bill(app)) == (8, 0, 2)
 
@@ -202,7 +202,7 @@ def test_twilio_unreachable_leaves_the_code_unknown_for_the_next_pass(fake_twili
     assert outbox.deliver(message_id=message.pk) == S.UNKNOWN
     fake_twilio.stop()  # nobody to ask: no guessing
     with _after_resolve_delay():
-        assert outbox.redispatch_stuck()["requeued"] == 0
+        assert recovery.redispatch_stuck()["requeued"] == 0
     message.refresh_from_db()
     assert message.status == S.UNKNOWN
 

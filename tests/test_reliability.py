@@ -41,7 +41,7 @@ from sms_service.models import (
     MessageEvent,
     MessageStatus,
 )
-from sms_service.services import outbox
+from sms_service.services import recovery
 from sms_service.services.sending import SmsRequest, request_sms
 from tests.billing_support import funded_app, phone, set_price
 from tests.celery_app import app as celery_app
@@ -229,7 +229,7 @@ def test_worker_killed_mid_batch_loses_duplicates_and_double_charges_nothing(
                                    name=f"{round_no}b")
         try:
             def settled(ids=ids) -> bool:
-                outbox.redispatch_stuck()  # what beat runs every 10 s
+                recovery.redispatch_stuck()  # what beat runs every 10 s
                 return not Message.objects.filter(pk__in=ids).exclude(status=S.DELIVERED).exists()
 
             deadline = time.monotonic() + RECOVERY_TIMEOUT
@@ -303,7 +303,7 @@ def test_broker_down_sends_are_accepted_and_delivered_after_it_returns(
         started = time.monotonic()
 
         def delivered_all() -> bool:
-            outbox.redispatch_stuck()
+            recovery.redispatch_stuck()
             return Message.objects.filter(pk__in=ids, status=S.DELIVERED).count() == len(ids)
 
         worker.wait_for("delivery after the broker returned", delivered_all, timeout=180)

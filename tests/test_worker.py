@@ -28,7 +28,7 @@ import pytest
 from django.db import connection, connections
 
 from sms_service.models import Message, MessageStatus, Signature
-from sms_service.services import codes, outbox
+from sms_service.services import codes, outbox, recovery
 from sms_service.services.sending import SmsRequest, request_sms
 from sms_service.tasks import deliver_message
 from tests.celery_app import app as celery_app
@@ -311,11 +311,11 @@ def test_broker_outage_then_redispatch(publish, app, sender, caplog, settings):
 
     _use_write_broker(None)  # the broker is reachable again
     settings.SMS_SERVICE = {**settings.SMS_SERVICE, "STUCK_QUEUED_AFTER_SECONDS": 0}
-    result = outbox.redispatch_stuck()
+    result = recovery.redispatch_stuck()
     assert result["requeued"] == 1
     _delivered_once(publish, message, phone)
     # A second pass finds nothing left to send.
-    assert outbox.redispatch_stuck()["requeued"] == 0
+    assert recovery.redispatch_stuck()["requeued"] == 0
 
 
 @pytest.mark.services

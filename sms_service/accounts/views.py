@@ -28,7 +28,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 
-from ..api.base import client_ip
+from ..adapter import client_ip
 from ..conf import app_settings
 from ..exceptions import SmsServiceError
 from ..models import App, AppUser

@@ -14,7 +14,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from ..adapter import get_adapter
+from ..adapter import client_ip  # noqa: F401  (the API views import it from here)
 from ..exceptions import (
     InvalidParameterError,
     MalformedJsonError,
@@ -96,11 +96,6 @@ def _check_clean(data: dict[str, Any]) -> None:
             for key, item in items:
                 pending.append((key, depth))
                 pending.append((item, depth + 1))
-
-
-def client_ip(request: Request) -> str | None:
-    """The caller's IP address, as the adapter's ``get_client_ip`` tells it."""
-    return get_adapter(request).get_client_ip(request=request)
 
 
 class LeanCloudSchema(AutoSchema):

@@ -15,6 +15,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .. import validators
 from .app import App
 from .messages import MessageKind
 
@@ -165,15 +166,14 @@ class Signature(Reviewable):
 
     def clean(self) -> None:
         from sms_service.conf import app_settings
-        from sms_service.services import lint
 
         errors: dict[str, list[str]] = {}
-        name_error = lint.signature_name_error(self.name or "")
+        name_error = validators.signature_name_error(self.name or "")
         if name_error:
             errors["name"] = [name_error]
         if self.app_id is not None and self.text:
             app = self.app
-            findings = lint.lint_signature_text(
+            findings = validators.lint_signature_text(
                 self.text, enforce_carrier_rules=app.enforce_carrier_signature_rules
             )
             text_errors = [f.message for f in findings if f.is_error]
@@ -223,9 +223,7 @@ class Template(models.Model):
         return self.name
 
     def clean(self) -> None:
-        from sms_service.services import lint
-
-        error = lint.template_name_error(self.name or "")
+        error = validators.template_name_error(self.name or "")
         if error:
             raise ValidationError({"name": [error]})
 

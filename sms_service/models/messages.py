@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from django.db import models
 from django.utils import timezone
@@ -167,6 +168,16 @@ class Message(models.Model):
         return mask_phone(self.phone)
 
 
+class MessageEventManager(models.Manager["MessageEvent"]):
+    def record(
+        self, message: Message, description: str, *, status: str = "", **detail: Any
+    ) -> MessageEvent:
+        """Append one line to ``message``'s history (``detail`` must be JSON)."""
+        return self.create(
+            message=message, status=status, description=description[:255], detail=detail
+        )
+
+
 class MessageEvent(models.Model):
     """Append-only history of a message: status changes, provider replies, receipts."""
 
@@ -177,6 +188,8 @@ class MessageEvent(models.Model):
     description = models.CharField(_("description"), max_length=255)
     detail = models.JSONField(_("detail"), default=dict, blank=True)
     created_at = models.DateTimeField(_("at"), default=timezone.now)
+
+    objects = MessageEventManager()
 
     class Meta:
         verbose_name = _("message event")

@@ -52,6 +52,7 @@ from ..models import (
     LedgerEntry,
     LedgerKind,
     Message,
+    MessageEvent,
     MessageStatus,
     Price,
 )
@@ -240,7 +241,7 @@ def _refusal(*, app_pk: int, cost: Decimal) -> Exception:
 def on_status_change(*, message: Message, old_status: str, new_status: str) -> None:
     """Settle the hold when a message reaches a status that decides the bill.
 
-    Runs inside :func:`outbox.transition`'s transaction, after its conditional
+    Runs inside :func:`lifecycle.transition`'s transaction, after its conditional
     status UPDATE: each transition happens once, and the ledger's constraints
     make a second settlement of the same message a no-op whatever the order.
     """
@@ -315,7 +316,6 @@ def settle(*, message: Message, kind: str, reason: str = "") -> bool:
 def settle_overdue(*, now: datetime | None = None, limit: int = 1000) -> dict[str, int]:
     """Settle messages that waited for a receipt longer than ``SETTLE_AFTER_SECONDS``
     with ``OVERDUE_POLICY`` ("charge" by default). Idempotent; run periodically."""
-    from .outbox import record_event
 
     policy = app_settings.OVERDUE_POLICY
     if policy not in OVERDUE_POLICIES:
@@ -340,7 +340,7 @@ def settle_overdue(*, now: datetime | None = None, limit: int = 1000) -> dict[st
     for message in overdue:
         with transaction.atomic():
             if settle(message=message, kind=kind, reason=f"overdue: {policy}"):
-                record_event(
+                MessageEvent.objects.record(
                     message,
                     f"no receipt in time: {policy}d by policy",
                     status=message.status,

@@ -11,7 +11,6 @@ because the reviewer has the last word (word lists produce false positives).
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,29 +21,21 @@ from .. import segments, templating
 from ..conf import app_settings
 from ..exceptions import SmsServiceError, TemplateRenderError
 from ..models import App, MessageKind, Signature, TemplateVersion
-
-ERROR = "error"
-WARNING = "warning"
+from ..validators import (  # noqa: F401  (the lint's public names; models use them too)
+    ERROR,
+    WARNING,
+    Finding,
+    _errors_first,
+    lint_signature_text,
+    signature_name_error,
+    template_name_error,
+)
 
 # Longest ``name`` a requestSmsCode caller may pass (services.sending).
 _MAX_NAME_LENGTH = 64
 _URL = re.compile(r"(?:https?://|www\.)[^\s，。、；！？“”‘’（）()<>\"'【】]*", re.IGNORECASE)
 _URLISH_NAME = re.compile(r"url|link|href|uri|website|domain|download", re.IGNORECASE)
-_SIGNATURE_NAME = re.compile(r"^[\w.-]{1,64}$")
 _TD_SUFFIX = re.compile(r"TD\s*退[订訂]", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One lint result. ``code`` is a stable id (tests and templates use it)."""
-
-    code: str
-    level: str
-    message: str
-
-    @property
-    def is_error(self) -> bool:
-        return self.level == ERROR
 
 
 @dataclass(frozen=True)
@@ -58,74 +49,6 @@ class Preview:
 
 
 # --- Signatures -----------------------------------------------------------------
-
-
-def signature_name_error(name: str) -> str:
-    """Why ``name`` cannot identify a signature in API calls ("" when it can)."""
-    if not _SIGNATURE_NAME.match(name):
-        return _(
-            "Use 1-64 letters, digits, underscores, dots or dashes, without spaces."
-        )
-    return ""
-
-
-def template_name_error(name: str) -> str:
-    """Why ``name`` cannot identify a template in API calls ("" when it can)."""
-    return signature_name_error(name)
-
-
-def lint_signature_text(text: str, *, enforce_carrier_rules: bool) -> list[Finding]:
-    """The text rules (always errors) and the mainland-China carrier rules (errors
-    when the app enforces them, else warnings)."""
-    findings: list[Finding] = []
-    low, high = app_settings.SIGNATURE_MIN_LENGTH, app_settings.SIGNATURE_MAX_LENGTH
-    if "【" in text or "】" in text:
-        findings.append(Finding("sig-brackets", ERROR, _("Leave out the 【】 brackets.")))
-    elif "{" in text or "}" in text or "$" in text:
-        findings.append(Finding("sig-variable", ERROR, _("A signature cannot be a variable.")))
-    elif not all(_is_letter_or_digit(c) for c in text):
-        findings.append(
-            Finding(
-                "sig-characters",
-                ERROR,
-                _("Only letters and digits: no spaces, punctuation or symbols."),
-            )
-        )
-    if not low <= len(text) <= high:
-        findings.append(
-            Finding(
-                "sig-length",
-                ERROR,
-                _("A signature has %(low)d to %(high)d characters.")
-                % {"low": low, "high": high},
-            )
-        )
-    level = ERROR if enforce_carrier_rules else WARNING
-    for code, message in _carrier_problems(text):
-        findings.append(Finding(code, level, message))
-    return _errors_first(findings)
-
-
-def _is_letter_or_digit(char: str) -> bool:
-    category = unicodedata.category(char)
-    return category.startswith("L") or category == "Nd"
-
-
-def _carrier_problems(text: str) -> list[tuple[str, str]]:
-    problems = []
-    if not 3 <= len(text) <= 8:
-        problems.append(
-            ("carrier-length", _("Mainland China carriers need 3 to 8 characters."))
-        )
-    if text and all(c.isascii() and c.isalpha() for c in text):
-        problems.append(
-            ("carrier-ascii", _("Mainland China carriers refuse all-English signatures."))
-        )
-    if text and text.isdigit():
-        problems.append(
-            ("carrier-digits", _("Mainland China carriers refuse all-digit signatures."))
-        )
-    return problems
 
 
 def lint_signature(signature: Signature) -> list[Finding]:
@@ -178,10 +101,6 @@ def lint_template(
         )
     )
     return _errors_first(findings)
-
-
-def _errors_first(findings: list[Finding]) -> list[Finding]:
-    return sorted(findings, key=lambda f: not f.is_error)  # stable within a level
 
 
 def lint_version(version: TemplateVersion) -> list[Finding]:

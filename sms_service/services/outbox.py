@@ -30,7 +30,7 @@ from django.utils import timezone
 from .. import signals
 from ..adapter import get_adapter
 from ..backends import get_backend
-from ..backends.base import BaseSmsBackend, DeliveryReport, OutgoingMessage, SendResult
+from ..backends.base import BaseSmsBackend, OutgoingMessage, SendResult
 from ..conf import app_settings
 from ..crypto import decrypt_message
 from ..exceptions import (
@@ -40,19 +40,12 @@ from ..exceptions import (
     SendCancelled,
     SmsServiceConfigurationError,
 )
-from ..models import FINAL_STATUSES, App, Message, MessageEvent, MessageStatus
-from . import billing, circuit, provider_templates, recovery
+from ..models import App, Message, MessageEvent, MessageStatus
+from . import circuit, provider_templates, taskqueue
+from .lifecycle import transition
+from .receipts import apply_held_receipts, status_callback_url
 
 logger = logging.getLogger(__name__)
-
-
-#: Allowed transitions; anything else is ignored (receipts out of order, replays).
-_TRANSITIONS: dict[str, frozenset[str]] = {
-    MessageStatus.QUEUED: frozenset({MessageStatus.SENDING, MessageStatus.FAILED}),
-    MessageStatus.SENDING: frozenset({MessageStatus.QUEUED, MessageStatus.ACCEPTED, MessageStatus.DELIVERED, MessageStatus.UNDELIVERED, MessageStatus.FAILED, MessageStatus.UNKNOWN}),
-    MessageStatus.ACCEPTED: frozenset({MessageStatus.DELIVERED, MessageStatus.UNDELIVERED}),
-    MessageStatus.UNKNOWN: frozenset({MessageStatus.ACCEPTED, MessageStatus.DELIVERED, MessageStatus.UNDELIVERED, MessageStatus.FAILED, MessageStatus.QUEUED}),
-}
 
 
 def route(*, app: App, phone: str, channel: str, kind: str) -> list[str]:
@@ -73,52 +66,13 @@ def route(*, app: App, phone: str, channel: str, kind: str) -> list[str]:
     return aliases
 
 
-def record_event(message: Message, description: str, *, status: str = "", **detail: Any) -> None:
-    MessageEvent.objects.create(
-        message=message, status=status, description=description[:255], detail=detail
-    )
-
-
-def transition(
-    message: Message, new_status: str, *, description: str = "", **fields: Any
-) -> bool:
-    """Move ``message`` to ``new_status`` if its current status allows it.
-
-    The UPDATE is conditional on the old status, so concurrent workers and
-    repeated receipts apply each transition exactly once. Returns whether this
-    call made the change.
-    """
-    old_status = message.status
-    if new_status not in _TRANSITIONS.get(old_status, frozenset()):
-        return False
-    now = timezone.now()
-    if new_status in FINAL_STATUSES:
-        fields.setdefault("finished_at", now)
-    with transaction.atomic():
-        changed = Message.objects.filter(pk=message.pk, status=old_status).update(
-            status=new_status, updated_at=now, **fields
-        )
-        if not changed:
-            return False
-        for name, value in fields.items():
-            setattr(message, name, value)
-        message.status = new_status
-        record_event(message, description or f"{old_status} → {new_status}", status=new_status)
-        billing.on_status_change(message=message, old_status=old_status, new_status=new_status)
-    signals.delivery_status_changed.send_robust(
-        sender=Message, message=message, old_status=old_status, new_status=new_status
-    )
-    return True
-
-
 def enqueue(message: Message) -> None:
     """Dispatch after the surrounding transaction commits (never for a rollback)."""
     if app_settings.ASYNC:
-        from ..tasks import deliver_message
-
-        transaction.on_commit(partial(_send_task, deliver_message, message.pk))
+        task = taskqueue.get("deliver_message")
+        transaction.on_commit(partial(_send_task, task, message.pk))
     else:
-        transaction.on_commit(partial(_dispatch_now, message.pk))
+        transaction.on_commit(partial(dispatch_now, message.pk))
     transaction.on_commit(
         partial(signals.message_queued.send_robust, sender=Message, message=message)
     )
@@ -131,6 +85,19 @@ def _send_task(task: Any, message_id: int) -> None:
         # The broker is down: the row stays queued and redispatch_stuck() sends it
         # once the broker is back. The caller's request has already succeeded.
         logger.exception("could not enqueue message %s; it will be redispatched", message_id)
+
+
+def start_call(message: Message) -> bool:
+    """Record that the provider is about to be called; False when this run's
+    claim was released meanwhile (it must not call the provider)."""
+    now = timezone.now()
+    started = Message.objects.filter(
+        pk=message.pk, status=MessageStatus.SENDING, attempts=message.attempts,
+        call_started_at__isnull=True,
+    ).update(call_started_at=now)
+    if started:
+        message.call_started_at = now
+    return bool(started)
 
 
 def deliver(*, message_id: int) -> str:
@@ -147,26 +114,26 @@ def deliver(*, message_id: int) -> str:
     if not claimed:
         return "skipped"
     message = Message.objects.select_related("app").get(pk=message_id)
-    record_event(message, f"attempt {message.attempts}", status=MessageStatus.SENDING)
+    MessageEvent.objects.record(message, f"attempt {message.attempts}", status=MessageStatus.SENDING)
     aliases = _failover_route(message)
     last_error: ProviderTemporaryError | ProviderRejectedError | None = None
     for position, alias in enumerate(aliases):
         remaining = position < len(aliases) - 1
         if not circuit.allow(alias):
             # Skipped without a call: nothing can have been sent through it.
-            record_event(message, f"{alias}: circuit open, skipped", backend=alias)
+            MessageEvent.objects.record(message, f"{alias}: circuit open, skipped", backend=alias)
             last_error = ProviderTemporaryError(f"the circuit of backend {alias!r} is open")
             continue
         if alias != message.backend:
             Message.objects.filter(pk=message.pk).update(backend=alias)
             message.backend = alias
         backend = get_backend(alias)
-        record_event(message, f"sending through {alias} ({backend.provider_name})",
+        MessageEvent.objects.record(message, f"sending through {alias} ({backend.provider_name})",
                      status=MessageStatus.SENDING, backend=alias, provider=backend.provider_name)
         try:
             outgoing = _outgoing(message, backend)
             # Once per claim, just before the first provider call.
-            if message.call_started_at is None and not recovery.start_call(message):
+            if message.call_started_at is None and not start_call(message):
                 return "skipped"  # this claim was abandoned and given to another run
             result = backend.send(outgoing)
         except SendCancelled as exc:
@@ -175,14 +142,14 @@ def deliver(*, message_id: int) -> str:
             return MessageStatus.FAILED
         except ProviderTemporaryError as exc:
             circuit.record_failure(alias)
-            record_event(message, f"{alias} failed, nothing sent: {exc}", backend=alias)
+            MessageEvent.objects.record(message, f"{alias} failed, nothing sent: {exc}", backend=alias)
             last_error = exc
             continue
         except ProviderRejectedError as exc:
             if remaining and exc.context.get("provider_fault"):
                 # The provider's own refusal (account, template, signature):
                 # the next provider may well send it.
-                record_event(message, f"{alias} refused, trying the next: {exc}",
+                MessageEvent.objects.record(message, f"{alias} refused, trying the next: {exc}",
                              backend=alias)
                 last_error = exc
                 continue
@@ -260,8 +227,6 @@ def _voice_text(digits: str) -> str:
 
 
 def _status_callback(message: Message) -> str:
-    from .receipts import status_callback_url
-
     return status_callback_url(message)
 
 
@@ -281,8 +246,6 @@ def _handle_success(message: Message, provider: str, result: SendResult) -> None
                        description=f"{provider} reports delivered")
     elif transition(message, MessageStatus.ACCEPTED, description=f"accepted by {provider}", **fields):
         # Receipts the provider posted before the id above was stored.
-        from .receipts import apply_held_receipts
-
         apply_held_receipts(message=message)
 
 
@@ -306,70 +269,9 @@ def retry_delay(attempt: int) -> int:
     return max(1, int(random.uniform(0, min(cap, 2**attempt))))
 
 
-def apply_report(report: DeliveryReport, *, provider: str) -> Message | None:
-    """Apply a delivery receipt; replays and out-of-order receipts change nothing."""
-    message = (
-        Message.objects.select_related("app")
-        .filter(provider_message_id=report.provider_message_id, provider=provider)
-        .first()
-    )
-    if message is None:
-        return None
-    # After acceptance a provider's "failed" is a failed delivery (billed as one).
-    target = {MessageStatus.DELIVERED: MessageStatus.DELIVERED, MessageStatus.UNDELIVERED: MessageStatus.UNDELIVERED,
-              MessageStatus.FAILED: MessageStatus.UNDELIVERED, MessageStatus.ACCEPTED: MessageStatus.ACCEPTED}.get(report.status)
-    if target is None or message.status == target:
-        record_event(message, f"receipt {report.status} (no change)", raw=_jsonable(report.raw))
-        return message
-    if message.status == MessageStatus.SENDING:
-        # The receipt beat the worker's own database update: record it; the worker
-        # applies acceptance and a later poll/receipt settles the final state.
-        record_event(message, f"early receipt {report.status}", raw=_jsonable(report.raw))
-        return message
-    changed = transition(message, target, description=f"receipt: {report.status}",
-                         error_code=report.error_code[:64], error_message=report.error_message)
-    if not changed:
-        record_event(message, f"receipt {report.status} ignored (status {message.status})",
-                     raw=_jsonable(report.raw))
-    return message
-
-
-def _jsonable(raw: Any) -> Any:
-    if raw is None or isinstance(raw, (str, int, float, bool, list, dict)):
-        return raw
-    return str(raw)
-
-
-def redispatch_stuck() -> dict[str, int]:
-    """Re-enqueue messages stuck in ``queued`` and claims abandoned before the
-    provider call; mark rows whose call started and never reported back
-    ``unknown`` (they may have reached the provider: never resend blindly), then
-    ask the provider about unknown verification codes (sent again only when it
-    has no such message). ``requeued`` counts every message sent again."""
-    now = timezone.now()
-    queued_cutoff = now - timedelta(seconds=app_settings.STUCK_QUEUED_AFTER_SECONDS)
-    sending_cutoff = now - timedelta(seconds=app_settings.STUCK_SENDING_AFTER_SECONDS)
-    released = recovery.release_abandoned_claims(now=now)
-    stuck = list(Message.objects.stuck_queued(queued_cutoff).values_list("pk", flat=True)[:1000])
-    # Touch them first, in one statement, so the next pass does not send them again.
-    Message.objects.filter(pk__in=stuck, status=MessageStatus.QUEUED).update(updated_at=now)
-    for message_id in released + stuck:
-        _dispatch_now(message_id)
-    abandoned = 0
-    for message in Message.objects.stuck_sending(sending_cutoff)[:1000]:
-        if transition(message, MessageStatus.UNKNOWN, description="worker never reported back"):
-            abandoned += 1
-    resent = recovery.resolve_unknown_codes(now=now)
-    for message_id in resent:
-        _dispatch_now(message_id)
-    return {"requeued": len(released) + len(stuck) + len(resent), "unknown": abandoned}
-
-
-def _dispatch_now(message_id: int) -> None:
+def dispatch_now(message_id: int) -> None:
     if app_settings.ASYNC:
-        from ..tasks import deliver_message
-
-        _send_task(deliver_message, message_id)
+        _send_task(taskqueue.get("deliver_message"), message_id)
     else:
         try:
             deliver(message_id=message_id)

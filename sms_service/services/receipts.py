@@ -1,7 +1,7 @@
 """Delivery receipts: the callback URL handed to providers, receipts from webhooks
 and status polls, and receipts that arrive before their message is known.
 
-Every report goes through :func:`outbox.apply_report`, whose conditional status
+Every report goes through :func:`apply_report`, whose conditional status
 UPDATE makes replays and out-of-order receipts harmless; billing settles in the
 same transaction (:func:`billing.on_status_change`).
 
@@ -26,8 +26,8 @@ from ..backends import get_backend
 from ..backends.base import BaseSmsBackend, DeliveryReport
 from ..conf import app_settings
 from ..exceptions import ProviderError, SmsServiceConfigurationError
-from ..models import Message, MessageStatus, UnmatchedReceipt
-from . import outbox
+from ..models import Message, MessageEvent, MessageStatus, UnmatchedReceipt
+from .lifecycle import transition
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,40 @@ def status_callback_url(message: Message) -> str:
     return base + reverse(
         "sms_service:delivery-receipt", kwargs={"alias": message.backend}
     )
+
+
+def apply_report(report: DeliveryReport, *, provider: str) -> Message | None:
+    """Apply a delivery receipt; replays and out-of-order receipts change nothing."""
+    message = (
+        Message.objects.select_related("app")
+        .filter(provider_message_id=report.provider_message_id, provider=provider)
+        .first()
+    )
+    if message is None:
+        return None
+    # After acceptance a provider's "failed" is a failed delivery (billed as one).
+    target = {MessageStatus.DELIVERED: MessageStatus.DELIVERED, MessageStatus.UNDELIVERED: MessageStatus.UNDELIVERED,
+              MessageStatus.FAILED: MessageStatus.UNDELIVERED, MessageStatus.ACCEPTED: MessageStatus.ACCEPTED}.get(report.status)
+    if target is None or message.status == target:
+        MessageEvent.objects.record(message, f"receipt {report.status} (no change)", raw=_jsonable(report.raw))
+        return message
+    if message.status == MessageStatus.SENDING:
+        # The receipt beat the worker's own database update: record it; the worker
+        # applies acceptance and a later poll/receipt settles the final state.
+        MessageEvent.objects.record(message, f"early receipt {report.status}", raw=_jsonable(report.raw))
+        return message
+    changed = transition(message, target, description=f"receipt: {report.status}",
+                         error_code=report.error_code[:64], error_message=report.error_message)
+    if not changed:
+        MessageEvent.objects.record(message, f"receipt {report.status} ignored (status {message.status})",
+                     raw=_jsonable(report.raw))
+    return message
+
+
+def _jsonable(raw: Any) -> Any:
+    if raw is None or isinstance(raw, (str, int, float, bool, list, dict)):
+        return raw
+    return str(raw)
 
 
 @dataclass(frozen=True)
@@ -57,7 +91,7 @@ def apply_reports(
     for report in reports:
         if not report.provider_message_id:
             continue
-        if outbox.apply_report(report, provider=backend.provider_name) is None:
+        if apply_report(report, provider=backend.provider_name) is None:
             _keep_unmatched(report, backend=backend)
             unmatched += 1
         else:
@@ -75,7 +109,7 @@ def _keep_unmatched(report: DeliveryReport, *, backend: BaseSmsBackend) -> None:
         status=report.status[:16],
         error_code=(report.error_code or "")[:64],
         error_message=report.error_message or "",
-        raw=outbox._jsonable(report.raw),
+        raw=_jsonable(report.raw),
     )], ignore_conflicts=True)
 
 
@@ -99,7 +133,7 @@ def apply_held_receipts(*, message: Message) -> int:
         )
         if not claimed.update(matched_at=timezone.now(), message=message):
             continue
-        outbox.apply_report(_as_report(receipt), provider=receipt.provider)
+        apply_report(_as_report(receipt), provider=receipt.provider)
         applied += 1
     return applied
 
@@ -186,7 +220,7 @@ def _poll_one(backend: BaseSmsBackend, message: Message) -> int:
     if report is None:
         return 0
     before = message.status
-    updated = outbox.apply_report(report, provider=message.provider)
+    updated = apply_report(report, provider=message.provider)
     return int(updated is not None and updated.status != before)
 
 

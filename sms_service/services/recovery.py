@@ -9,7 +9,7 @@ claim can make, and only then calls the provider. So:
   ``queued`` and is sent again at once. If the worker was only slow, its own
   ``start_call`` then fails and it sends nothing: one provider call either way;
 * a ``sending`` row with ``call_started_at`` may have reached the provider: it
-  becomes ``unknown`` (``outbox.redispatch_stuck``);
+  becomes ``unknown`` (:func:`redispatch_stuck`);
 * an ``unknown`` verification code is not left to wait for a receipt that may
   never come: the provider is asked whether it has the message (backends with
   ``can_find_sent``; Twilio lists messages by number and time). Found: it is
@@ -29,8 +29,9 @@ from .. import signals
 from ..backends import get_backend
 from ..conf import app_settings
 from ..exceptions import ProviderError, SmsServiceConfigurationError
-from ..models import Message, MessageKind, MessageStatus
+from ..models import Message, MessageEvent, MessageKind, MessageStatus
 from . import outbox
+from .lifecycle import transition
 
 logger = logging.getLogger(__name__)
 
@@ -38,19 +39,6 @@ S = MessageStatus
 
 #: Unknown codes looked up per pass (each lookup is one provider request).
 RESOLVE_BATCH_SIZE = 100
-
-
-def start_call(message: Message) -> bool:
-    """Record that the provider is about to be called; False when this run's
-    claim was released meanwhile (it must not call the provider)."""
-    now = timezone.now()
-    started = Message.objects.filter(
-        pk=message.pk, status=S.SENDING, attempts=message.attempts,
-        call_started_at__isnull=True,
-    ).update(call_started_at=now)
-    if started:
-        message.call_started_at = now
-    return bool(started)
 
 
 def release_abandoned_claims(*, now: datetime) -> list[int]:
@@ -65,7 +53,7 @@ def release_abandoned_claims(*, now: datetime) -> list[int]:
                 call_started_at__isnull=True,
             ).update(status=S.QUEUED, updated_at=now)
             if changed:
-                outbox.record_event(
+                MessageEvent.objects.record(
                     message, "claimed but never handed to the provider: sending again",
                     status=S.QUEUED,
                 )
@@ -115,10 +103,35 @@ def resolve_unknown(message: Message) -> str:
                        message.pk, backend.provider_name, exc)
         return S.UNKNOWN
     if result is not None:
-        outbox.record_event(message, f"{backend.provider_name} has it: {result.provider_message_id}")
+        MessageEvent.objects.record(message, f"{backend.provider_name} has it: {result.provider_message_id}")
         outbox._handle_success(message, backend.provider_name, result)
         return message.status
-    if outbox.transition(message, S.QUEUED, call_started_at=None,
+    if transition(message, S.QUEUED, call_started_at=None,
                          description=f"{backend.provider_name} has no such message: sending again"):
         return S.QUEUED
     return message.status
+
+
+def redispatch_stuck() -> dict[str, int]:
+    """Re-enqueue messages stuck in ``queued`` and claims abandoned before the
+    provider call; mark rows whose call started and never reported back
+    ``unknown`` (they may have reached the provider: never resend blindly), then
+    ask the provider about unknown verification codes (sent again only when it
+    has no such message). ``requeued`` counts every message sent again."""
+    now = timezone.now()
+    queued_cutoff = now - timedelta(seconds=app_settings.STUCK_QUEUED_AFTER_SECONDS)
+    sending_cutoff = now - timedelta(seconds=app_settings.STUCK_SENDING_AFTER_SECONDS)
+    released = release_abandoned_claims(now=now)
+    stuck = list(Message.objects.stuck_queued(queued_cutoff).values_list("pk", flat=True)[:1000])
+    # Touch them first, in one statement, so the next pass does not send them again.
+    Message.objects.filter(pk__in=stuck, status=MessageStatus.QUEUED).update(updated_at=now)
+    for message_id in released + stuck:
+        outbox.dispatch_now(message_id)
+    abandoned = 0
+    for message in Message.objects.stuck_sending(sending_cutoff)[:1000]:
+        if transition(message, MessageStatus.UNKNOWN, description="worker never reported back"):
+            abandoned += 1
+    resent = resolve_unknown_codes(now=now)
+    for message_id in resent:
+        outbox.dispatch_now(message_id)
+    return {"requeued": len(released) + len(stuck) + len(resent), "unknown": abandoned}

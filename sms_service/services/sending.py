@@ -27,7 +27,15 @@ from ..exceptions import (
     SmsServiceConfigurationError,
     ValidateTokenMissingError,
 )
-from ..models import App, Channel, CodePurpose, Message, MessageKind, MessageStatus
+from ..models import (
+    App,
+    Channel,
+    CodePurpose,
+    Message,
+    MessageEvent,
+    MessageKind,
+    MessageStatus,
+)
 from ..phone import PhoneNumber, parse_destination
 from . import (
     billing,
@@ -155,7 +163,7 @@ def _commit(*, app, request, phone, channel, resolved, text, placeholder, quote,
                                   is_test=fixed is not None, client_ip=request.client_ip,
                                   backend=backend, values=values)
         if message.is_test:
-            outbox.record_event(message, "test number: not sent, not billed",
+            MessageEvent.objects.record(message, "test number: not sent, not billed",
                                 status=message.status)
         else:
             billing.hold(message=message)

@@ -32,6 +32,7 @@ from django.utils import timezone
 from .. import __version__
 from ..conf import app_settings
 from ..models import App, Webhook, WebhookDelivery, WebhookDeliveryStatus
+from . import taskqueue
 
 logger = logging.getLogger(__name__)
 
@@ -106,10 +107,8 @@ def emit(*, app: App | int, event: str, data: dict[str, Any]) -> list[WebhookDel
 
 def enqueue(delivery_id: int, countdown: float | None = None) -> None:
     """Hand a delivery to Celery; a broker outage leaves it for :func:`redispatch`."""
-    from ..tasks import deliver_webhook
-
     try:
-        deliver_webhook.apply_async((delivery_id,), countdown=countdown)
+        taskqueue.get("deliver_webhook").apply_async((delivery_id,), countdown=countdown)
     except Exception:
         logger.exception("could not enqueue webhook delivery %s; it will be redispatched",
                          delivery_id)

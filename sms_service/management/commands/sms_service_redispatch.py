@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from sms_service.services import outbox
+from sms_service.services import recovery
 
 
 class Command(BaseCommand):
     help = "Re-dispatch messages stuck in 'queued'; mark abandoned 'sending' rows 'unknown'."
 
     def handle(self, *args, **options):
-        result = outbox.redispatch_stuck()
+        result = recovery.redispatch_stuck()
         self.stdout.write(
             f"re-dispatched {result['requeued']} queued message(s); "
             f"marked {result['unknown']} abandoned message(s) unknown"
