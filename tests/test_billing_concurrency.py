@@ -79,7 +79,7 @@ def outcome(result: Any) -> str:
     return "sent"
 
 
-def test_R_BILL_3_50_concurrent_sends_against_balance_10_repeated_20_times(outbox):
+def test_50_concurrent_sends_against_balance_10_repeated_20_times(outbox):
     """Exactly 10 queued and charged, 40 refused with 160, never negative."""
     set_price("1.0000")
     for run in range(20):
@@ -109,7 +109,7 @@ def test_R_BILL_3_50_concurrent_sends_against_balance_10_repeated_20_times(outbo
     assert len(outbox) == 200
 
 
-def test_R_RATE_2_daily_spend_cap_is_never_overshot_under_concurrency():
+def test_daily_spend_cap_is_never_overshot_under_concurrency():
     """30 concurrent one-unit holds against a cap of 10 (balance is ample)."""
     app = funded_app("100", daily_spend_cap=Decimal("10"))
     results = run_concurrently([lambda: held_message(app, cost="1") for _ in range(30)])
@@ -119,7 +119,7 @@ def test_R_RATE_2_daily_spend_cap_is_never_overshot_under_concurrency():
     assert_books(app)
 
 
-def test_R_BILL_3_concurrent_top_ups_and_sends_lose_no_update():
+def test_concurrent_top_ups_and_sends_lose_no_update():
     """Top-ups racing with holds; the final balance is exact."""
     app = funded_app("5")
     jobs: list[Callable[[], Any]] = []
@@ -139,7 +139,7 @@ def test_R_BILL_3_concurrent_top_ups_and_sends_lose_no_update():
     assert_books(app)
 
 
-def test_R_BILL_5_same_receipt_10_times_concurrently_and_out_of_order_settles_once():
+def test_same_receipt_10_times_concurrently_and_out_of_order_settles_once():
     """Replayed, reordered receipts racing each other: one settlement."""
     app = funded_app("100")
     for run in range(10):
@@ -165,7 +165,7 @@ def test_R_BILL_5_same_receipt_10_times_concurrently_and_out_of_order_settles_on
     assert_books(app)
 
 
-def test_R_BILL_4_receipt_racing_the_overdue_policy_settles_once():
+def test_receipt_racing_the_overdue_policy_settles_once():
     app = funded_app("100")
     messages = [accepted_message(app, cost="1") for _ in range(10)]
     Message.objects.filter(app=app).update(updated_at="2000-01-01T00:00:00Z")

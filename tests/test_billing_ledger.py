@@ -60,7 +60,7 @@ def send(app, i: int = 0, **fields) -> Message:
 # --- prices and quotes ------------------------------------------------------------------
 
 
-def test_R_BILL_2_price_per_region_and_channel_with_default_for_unlisted():
+def test_price_per_region_and_channel_with_default_for_unlisted():
     set_price("0.0500", region="CN")
     set_price("0.3000", region="US")
     set_price("0.2000", region="CN", channel="voice")
@@ -99,7 +99,7 @@ def test_a_saved_price_applies_to_the_next_quote_of_this_process():
     assert billing.quote(app=app, phone=cn, channel="sms", text="x").amount == Decimal("0")
 
 
-def test_R_BILL_2_international_numbers_use_carrier_segments():
+def test_international_numbers_use_carrier_segments():
     app = funded_app("0")
     text = "a" * 161
     domestic = billing.quote(
@@ -120,7 +120,7 @@ def test_R_BILL_2_international_numbers_use_carrier_segments():
         )
 
 
-def test_R_BILL_1_401_characters_refused_before_anything():
+def test_401_characters_refused_before_anything():
     app = funded_app("10")
     with pytest.raises(MessageTooLongError):
         billing.quote(
@@ -146,7 +146,7 @@ def test_billing_disabled_makes_every_quote_free(signed_app):
 # --- the hold -------------------------------------------------------------------------
 
 
-def test_R_BILL_3_send_holds_segments_times_price(signed_app):
+def test_send_holds_segments_times_price(signed_app):
     set_price("0.0700")
     billing.top_up(app=signed_app, amount="1", reason="start")
     message = send(signed_app)
@@ -164,7 +164,7 @@ def test_R_BILL_3_send_holds_segments_times_price(signed_app):
     assert_books(signed_app)
 
 
-def test_R_BILL_3_insufficient_balance_is_160_and_nothing_is_queued(signed_app, outbox):
+def test_insufficient_balance_is_160_and_nothing_is_queued(signed_app, outbox):
     set_price("1")
     billing.top_up(app=signed_app, amount="0.5", reason="start")
     with pytest.raises(InsufficientBalanceError) as info:
@@ -178,7 +178,7 @@ def test_R_BILL_3_insufficient_balance_is_160_and_nothing_is_queued(signed_app, 
     assert_books(signed_app)
 
 
-def test_R_BILL_3_balance_constraint_forbids_negative():
+def test_balance_constraint_forbids_negative():
     app = funded_app("1")
     from sms_service.models import App
 
@@ -186,7 +186,7 @@ def test_R_BILL_3_balance_constraint_forbids_negative():
         App.objects.filter(pk=app.pk).update(balance=Decimal("-0.0001"))
 
 
-def test_R_BILL_3_test_numbers_are_never_billed(signed_app):
+def test_test_numbers_are_never_billed(signed_app):
     from sms_service.models import FixedCodeNumber
 
     set_price("1")
@@ -199,7 +199,7 @@ def test_R_BILL_3_test_numbers_are_never_billed(signed_app):
 # --- settlement -----------------------------------------------------------------------
 
 
-def test_R_BILL_4_call_failure_releases_the_hold():
+def test_call_failure_releases_the_hold():
     app = funded_app("5")
     message = held_message(app, cost="2")
     assert outbox.transition(message, MessageStatus.SENDING)
@@ -211,7 +211,7 @@ def test_R_BILL_4_call_failure_releases_the_hold():
     assert_books(app)
 
 
-def test_R_BILL_4_awaiting_receipt_is_held_but_not_billed():
+def test_awaiting_receipt_is_held_but_not_billed():
     app = funded_app("5")
     message = accepted_message(app, cost="2")
     app.refresh_from_db()
@@ -227,7 +227,7 @@ def test_R_BILL_4_awaiting_receipt_is_held_but_not_billed():
 
 
 @pytest.mark.parametrize("receipt", ["delivered", "undelivered", "failed"])
-def test_R_BILL_4_delivery_and_delivery_failure_are_billed(receipt):
+def test_delivery_and_delivery_failure_are_billed(receipt):
     app = funded_app("5")
     message = accepted_message(app, cost="2")
     receipts.apply_report(
@@ -241,7 +241,7 @@ def test_R_BILL_4_delivery_and_delivery_failure_are_billed(receipt):
     assert_books(app)
 
 
-def test_R_BILL_5_replayed_and_out_of_order_receipts_settle_once():
+def test_replayed_and_out_of_order_receipts_settle_once():
     app = funded_app("5")
     message = accepted_message(app, cost="2")
     pid = message.provider_message_id
@@ -255,7 +255,7 @@ def test_R_BILL_5_replayed_and_out_of_order_receipts_settle_once():
     assert_books(app)
 
 
-def test_R_BILL_4_locmem_delivery_end_to_end_is_charged(
+def test_locmem_delivery_end_to_end_is_charged(
     signed_app, django_capture_on_commit_callbacks
 ):
     set_price("1")
@@ -277,7 +277,7 @@ class RefusingBackend(LocmemBackend):
         raise ProviderRejectedError("invalid number", provider_code="21211")
 
 
-def test_R_BILL_4_provider_refusal_end_to_end_is_not_billed(
+def test_provider_refusal_end_to_end_is_not_billed(
     signed_app, django_capture_on_commit_callbacks
 ):
     set_price("1")
@@ -299,7 +299,7 @@ def test_R_BILL_4_provider_refusal_end_to_end_is_not_billed(
 @pytest.mark.parametrize(
     ("policy", "billed", "balance"), [("charge", 2, 3), ("release", 0, 5)]
 )
-def test_R_BILL_4_overdue_policy_settles_once(policy, billed, balance):
+def test_overdue_policy_settles_once(policy, billed, balance):
     app = funded_app("5")
     message = accepted_message(app, cost="2")
     config = {"SETTLE_AFTER_SECONDS": 3600, "OVERDUE_POLICY": policy}
@@ -323,7 +323,7 @@ def test_R_BILL_4_overdue_policy_settles_once(policy, billed, balance):
 # --- top-ups, adjustments, refunds (audited) -----------------------------------------
 
 
-def test_R_BILL_5_top_up_and_adjustment_are_audited():
+def test_top_up_and_adjustment_are_audited():
     admin = get_user_model().objects.create_user("finance", password="x")
     app = funded_app("0")
     entry = billing.top_up(app=app, amount="10.50", reason="invoice 42", actor=admin)
@@ -348,7 +348,7 @@ def test_R_BILL_5_top_up_and_adjustment_are_audited():
     assert_books(app)
 
 
-def test_R_BILL_5_top_up_with_idempotency_key_happens_once():
+def test_top_up_with_idempotency_key_happens_once():
     app = funded_app("0")
     first = billing.top_up(
         app=app, amount="5", reason="payment", idempotency_key="pay-1"
@@ -362,7 +362,7 @@ def test_R_BILL_5_top_up_with_idempotency_key_happens_once():
     assert_books(app)
 
 
-def test_R_BILL_5_refund_of_a_charged_message_happens_once():
+def test_refund_of_a_charged_message_happens_once():
     app = funded_app("5")
     message = accepted_message(app, cost="2")
     with pytest.raises(InvalidParameterError):
@@ -378,7 +378,7 @@ def test_R_BILL_5_refund_of_a_charged_message_happens_once():
     assert_books(app)
 
 
-def test_R_BILL_5_ledger_is_append_only_and_unique_per_message_and_kind():
+def test_ledger_is_append_only_and_unique_per_message_and_kind():
     app = funded_app("5")
     message = held_message(app, cost="1")
     entry = LedgerEntry.objects.get(message=message)
@@ -400,7 +400,7 @@ def test_R_BILL_5_ledger_is_append_only_and_unique_per_message_and_kind():
 # --- spend caps and alerts -------------------------------------------------------------
 
 
-def test_R_RATE_2_daily_spend_cap_is_154_and_released_money_frees_it():
+def test_daily_spend_cap_is_154_and_released_money_frees_it():
     app = funded_app("100", daily_spend_cap=Decimal("3"))
     first = held_message(app, cost="2")
     held_message(app, cost="1")
@@ -418,7 +418,7 @@ def test_R_RATE_2_daily_spend_cap_is_154_and_released_money_frees_it():
     assert_books(app)
 
 
-def test_R_BILL_5_balance_alert_mails_once_per_crossing_and_rearms_after_top_up(
+def test_balance_alert_mails_once_per_crossing_and_rearms_after_top_up(
     django_capture_on_commit_callbacks,
 ):
     owner = get_user_model().objects.create_user("owner", email="owner@example.com")
@@ -443,7 +443,7 @@ def test_R_BILL_5_balance_alert_mails_once_per_crossing_and_rearms_after_top_up(
     assert_books(app)
 
 
-def test_R_BILL_5_balance_alert_falls_back_to_the_owner_email_field(
+def test_balance_alert_falls_back_to_the_owner_email_field(
     django_capture_on_commit_callbacks,
 ):
     app = funded_app(

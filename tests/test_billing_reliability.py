@@ -60,7 +60,7 @@ class AcceptThenDieBackend(BaseSmsBackend):
         raise WorkerKilled()
 
 
-def test_D3_worker_killed_after_provider_accepted_is_never_charged_twice():
+def test_worker_killed_after_provider_accepted_is_never_charged_twice():
     """What the user sees: the message stays "sending" until the stuck-row sweep
     marks it "unknown" (outcome unknown, money held, not on the bill); it is
     never resent; after SETTLE_AFTER_SECONDS the overdue policy (default:
@@ -211,7 +211,7 @@ class BooksMachine(RuleBasedStateMachine):
                 assert settlements <= 1
 
 
-def test_C2_generated_interleavings_never_break_the_balance_invariant():
+def test_generated_interleavings_never_break_the_balance_invariant():
     run_state_machine_as_test(
         BooksMachine,
         settings=settings(

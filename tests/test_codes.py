@@ -33,7 +33,7 @@ def status_of(issued):
     return VerificationCode.objects.get(pk=issued.row.pk).status
 
 
-def test_R_CODE_1_six_digits_from_secrets(monkeypatch):
+def test_six_digits_from_secrets(monkeypatch):
     drawn = []
     real = secrets.randbelow
 
@@ -47,7 +47,7 @@ def test_R_CODE_1_six_digits_from_secrets(monkeypatch):
     assert drawn == [10] * 6
 
 
-def test_R_CODE_1_ttl_boundary(app):
+def test_ttl_boundary(app):
     with time_machine.travel(timezone.now(), tick=False) as clock:
         issued = issue(app, ttl=10)
         clock.shift(timedelta(minutes=10) - timedelta(seconds=1))
@@ -59,7 +59,7 @@ def test_R_CODE_1_ttl_boundary(app):
             check(app, issued.code)
 
 
-def test_R_CODE_2_single_use(app):
+def test_single_use(app):
     issued = issue(app)
     check(app, issued.code)
     with pytest.raises(InvalidCodeError) as exc:
@@ -67,7 +67,7 @@ def test_R_CODE_2_single_use(app):
     assert exc.value.code == 603
 
 
-def test_R_CODE_3_only_keyed_hashes_are_stored(app):
+def test_only_keyed_hashes_are_stored(app):
     issued = issue(app)
     row = VerificationCode.objects.get()
     values = [str(v) for v in VerificationCode.objects.values_list().get()]
@@ -75,7 +75,7 @@ def test_R_CODE_3_only_keyed_hashes_are_stored(app):
     assert len(row.digest) == 64 and len(row.lookup) == 64
 
 
-def test_R_CODE_3_every_check_compares_digests_in_constant_time(app, monkeypatch):
+def test_every_check_compares_digests_in_constant_time(app, monkeypatch):
     compared = []
 
     real = codes.matches_any
@@ -151,7 +151,7 @@ def test_counting_rows_of_numbers_without_a_code_are_dropped_after_a_day(app):
     assert list(VerificationCode.objects.values_list("pk", flat=True)) == [issued.row.pk]
 
 
-def test_R_CODE_3_hash_depends_on_the_server_secret(app, settings):
+def test_hash_depends_on_the_server_secret(app, settings):
     issued = issue(app)
     settings.SMS_SERVICE = {**settings.SMS_SERVICE, "SECRET_KEYS": ["another-secret" * 3]}
     with pytest.raises(InvalidCodeError):
@@ -189,7 +189,7 @@ def test_rotated_keys_decrypt_payloads_encrypted_under_the_old_key(settings):
         decrypt(old)
 
 
-def test_R_CODE_4_five_wrong_attempts_kill_the_code(app):
+def test_five_wrong_attempts_kill_the_code(app):
     issued = issue(app)
     wrong = f"{(int(issued.code) + 1) % 10**6:06d}"
     for _ in range(5):
@@ -200,7 +200,7 @@ def test_R_CODE_4_five_wrong_attempts_kill_the_code(app):
         check(app, issued.code)  # even the right code is refused now
 
 
-def test_R_CODE_4_four_wrong_attempts_still_allow_the_right_code(app):
+def test_four_wrong_attempts_still_allow_the_right_code(app):
     issued = issue(app)
     wrong = f"{(int(issued.code) + 1) % 10**6:06d}"
     for _ in range(4):
@@ -219,7 +219,7 @@ def test_R_CODE_4_four_wrong_attempts_still_allow_the_right_code(app):
         (OTHER, CodePurpose.SIGNUP),
     ],
 )
-def test_R_CODE_5_codes_are_bound_to_number_and_purpose(app, phone, purpose, draw_codes):
+def test_codes_are_bound_to_number_and_purpose(app, phone, purpose, draw_codes):
     draw_codes("111111", "222222")
     issued = issue(app, purpose=CodePurpose.SIGNUP)
     # An active code exists for the other (number, purpose) too: the signup code
@@ -229,13 +229,13 @@ def test_R_CODE_5_codes_are_bound_to_number_and_purpose(app, phone, purpose, dra
         check(app, issued.code, phone=phone, purpose=purpose)
 
 
-def test_R_CODE_5_login_code_does_not_pass_generic_verify(app):
+def test_login_code_does_not_pass_generic_verify(app):
     issued = issue(app, purpose=CodePurpose.LOGIN)
     with pytest.raises(InvalidCodeError):
         check(app, issued.code, purpose=CodePurpose.GENERIC)
 
 
-def test_R_CODE_6_new_send_invalidates_earlier_codes(app, draw_codes):
+def test_new_send_invalidates_earlier_codes(app, draw_codes):
     draw_codes("111111", "222222")
     first = issue(app)
     second = issue(app)
@@ -256,7 +256,7 @@ def test_a_code_carries_its_flow_data_until_the_next_send(app):
     assert VerificationCode.objects.get(pk=first.row.pk).data == {}
 
 
-def test_R_CODE_6_a_new_send_after_a_dead_code_starts_afresh(app, draw_codes):
+def test_a_new_send_after_a_dead_code_starts_afresh(app, draw_codes):
     draw_codes("111111", "222222")
     first = issue(app)
     for _ in range(5):
@@ -343,7 +343,7 @@ needs_postgres = pytest.mark.skipif(
 
 @needs_postgres
 @pytest.mark.django_db(transaction=True)
-def test_R_CODE_2_concurrent_correct_submissions_exactly_one_wins(app):
+def test_concurrent_correct_submissions_exactly_one_wins(app):
     for _ in range(5):
         assert _race_one_code(app, submitters=10) == ["603"] * 9 + ["ok"]
 

@@ -24,7 +24,7 @@ from sms_service.phone import parse_destination, parse_phone
         ("+85291234567", "+85291234567", "HK"),
     ],
 )
-def test_R_PHONE_1_numbers_are_stored_as_e164(raw, e164, region):
+def test_numbers_are_stored_as_e164(raw, e164, region):
     phone = parse_phone(raw)
     assert (phone.e164, phone.region) == (e164, region)
 
@@ -47,7 +47,7 @@ def test_invalid_numbers_are_127(raw):
     assert exc.value.code == 127
 
 
-def test_R_PHONE_2_international_needs_the_app_switch():
+def test_international_needs_the_app_switch():
     with pytest.raises(InternationalDisabledError) as exc:
         parse_destination("+14155552671", allow_international=False)
     assert exc.value.code == 1
@@ -55,7 +55,7 @@ def test_R_PHONE_2_international_needs_the_app_switch():
     assert parse_destination("+14155552671", allow_international=True).region == "US"
 
 
-def test_R_PHONE_2_countries_outside_the_coverage_list_are_refused():
+def test_countries_outside_the_coverage_list_are_refused():
     # Nigeria is not in the default coverage list: refused even when international is on.
     with pytest.raises(InvalidPhoneNumberError):
         parse_destination("+2348031234567", allow_international=True)

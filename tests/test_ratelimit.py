@@ -34,7 +34,7 @@ def limits(settings, **overrides):
 
 
 class TestLeanCloudLimits:
-    def test_R_RATE_1_one_sms_per_10_seconds_per_number(self, lc, signature, clock):
+    def test_one_sms_per_10_seconds_per_number(self, lc, signature, clock):
         assert send(lc).json() == {}
         response = send(lc)
         assert response.json() == {"code": 1, "error": "SMS request too fast(1 request per 10s)."}
@@ -43,7 +43,7 @@ class TestLeanCloudLimits:
         assert send(lc)["Retry-After"] == "6"
         assert send(lc, phone="18612345679").json() == {}  # other numbers are not affected
 
-    def test_R_RATE_1_one_per_minute_per_signature(self, lc, signature, clock):
+    def test_one_per_minute_per_signature(self, lc, signature, clock):
         send(lc)
         clock.shift(11)
         response = send(lc)
@@ -52,7 +52,7 @@ class TestLeanCloudLimits:
         clock.shift(50)
         assert send(lc).json() == {}
 
-    def test_R_RATE_1_ten_verification_sms_per_rolling_24h(self, lc, signature, clock):
+    def test_ten_verification_sms_per_rolling_24h(self, lc, signature, clock):
         for _ in range(10):
             assert send(lc).json() == {}
             clock.shift(61)
@@ -64,7 +64,7 @@ class TestLeanCloudLimits:
         assert send(lc).json() == {}
         assert Message.objects.count() == 11
 
-    def test_R_RATE_1_voice_limits(self, lc, clock):
+    def test_voice_limits(self, lc, clock):
         assert send(lc, smsType="voice").json() == {}
         response = send(lc, smsType="voice")  # 1 per 30 s
         assert response.json()["code"] == 601
@@ -119,7 +119,7 @@ class TestLeanCloudLimits:
 
 
 class TestBeyondLeanCloud:
-    def test_R_RATE_2_per_ip_limit(self, lc, signature, settings, clock):
+    def test_per_ip_limit(self, lc, signature, settings, clock):
         limits(settings, ip=[(60, 3)])
         for n in range(3):
             assert send(lc, phone=f"1861234560{n}").json() == {}
@@ -127,14 +127,14 @@ class TestBeyondLeanCloud:
         assert response.json()["code"] == 601
         assert "Retry-After" in response
 
-    def test_R_RATE_2_per_prefix_limit(self, lc, signature, settings, clock):
+    def test_per_prefix_limit(self, lc, signature, settings, clock):
         limits(settings, prefix=[(3600, 2)])
         assert send(lc, phone="18612340001").json() == {}
         assert send(lc, phone="18612340002").json() == {}
         assert send(lc, phone="18612340003").json()["code"] == 601  # same range
         assert send(lc, phone="18612350003").json() == {}  # another range
 
-    def test_R_RATE_2_fails_closed_when_the_cache_is_down(self, lc, signature, outbox, settings):
+    def test_fails_closed_when_the_cache_is_down(self, lc, signature, outbox, settings):
         settings.CACHES = {
             **settings.CACHES,
             "broken": {"BACKEND": "django.core.cache.backends.redis.RedisCache",

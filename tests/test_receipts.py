@@ -121,7 +121,7 @@ def post_receipts(
 # --- the webhook ----------------------------------------------------------------------
 
 
-def test_R_BILL_4_webhook_receipt_settles_the_bill_and_is_logged(client):
+def test_webhook_receipt_settles_the_bill_and_is_logged(client):
     app = funded_app("5")
     message = accepted_message(app, cost="2")
     receiver = mock.Mock()
@@ -145,7 +145,7 @@ def test_R_BILL_4_webhook_receipt_settles_the_bill_and_is_logged(client):
     assert_books(app)
 
 
-def test_D9_webhook_replayed_10_times_out_of_order_bills_once(client):
+def test_webhook_replayed_10_times_out_of_order_bills_once(client):
     app = funded_app("5")
     message = accepted_message(app, cost="2")
     pid = message.provider_message_id
@@ -163,7 +163,7 @@ def test_D9_webhook_replayed_10_times_out_of_order_bills_once(client):
     assert_books(app)
 
 
-def test_D9_bad_secret_is_403_json_and_changes_nothing(client):
+def test_bad_secret_is_403_json_and_changes_nothing(client):
     app = funded_app("5")
     message = accepted_message(app, cost="2")
     response = post_receipts(

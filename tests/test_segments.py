@@ -27,7 +27,7 @@ EMOJI = "😀"  # outside the BMP: a surrogate pair in UTF-16
     ("length", "expected"),
     [(1, 1), (70, 1), (71, 2), (134, 2), (135, 3), (201, 3), (202, 4), (400, 6)],
 )
-def test_R_BILL_1_leancloud_worked_values(length, expected):
+def test_leancloud_worked_values(length, expected):
     # Chinese characters, letters and punctuation all count as one.
     text = ("验证码A1，." * 100)[:length]
     assert count(text, LEANCLOUD).segments == expected
@@ -46,7 +46,7 @@ def test_R_BILL_1_leancloud_worked_values(length, expected):
         ("\f" * 81, 2),  # form feed is an extension character too
     ],
 )
-def test_R_BILL_2_gsm7_worked_values(text, expected):
+def test_gsm7_worked_values(text, expected):
     counted = count(text, CARRIER)
     assert counted.encoding == "gsm7"
     assert counted.segments == expected
@@ -65,13 +65,13 @@ def test_R_BILL_2_gsm7_worked_values(text, expected):
         ("a" * 70 + "中", 2),
     ],
 )
-def test_R_BILL_2_ucs2_worked_values(text, expected):
+def test_ucs2_worked_values(text, expected):
     counted = count(text, CARRIER)
     assert counted.encoding == "ucs2"
     assert counted.segments == expected
 
 
-def test_R_BILL_2_extension_character_is_never_split():
+def test_extension_character_is_never_split():
     # 152 + [€ would straddle] -> the € opens part 2, which fills up, part 3 has 1.
     text = "a" * 152 + EURO + "a" * 152
     counted = count(text, CARRIER)
@@ -79,14 +79,14 @@ def test_R_BILL_2_extension_character_is_never_split():
     assert counted.segments == 3
 
 
-def test_R_BILL_2_surrogate_pair_is_never_split():
+def test_surrogate_pair_is_never_split():
     text = "ж" * 66 + EMOJI + "ж" * 66
     counted = count(text, CARRIER)
     assert counted.length == 134
     assert counted.segments == 3
 
 
-def test_R_BILL_2_escape_character_alone_is_not_gsm7():
+def test_escape_character_alone_is_not_gsm7():
     # ESC only introduces extension characters; a raw one is not sendable text.
     assert count("abc\x1b", CARRIER).encoding == "ucs2"
 
@@ -149,7 +149,7 @@ mixed_texts = st.text(
 
 @settings(max_examples=FUZZ_EXAMPLES, deadline=None)
 @given(st.one_of(gsm_texts, mixed_texts))
-def test_R_BILL_2_carrier_count_matches_independent_oracle(text):
+def test_carrier_count_matches_independent_oracle(text):
     counted = count(text, CARRIER)
     gsm = _oracle_gsm7(text)
     if gsm is not None:
@@ -162,6 +162,6 @@ def test_R_BILL_2_carrier_count_matches_independent_oracle(text):
 
 @settings(max_examples=FUZZ_EXAMPLES, deadline=None)
 @given(st.text(max_size=400))
-def test_R_BILL_1_leancloud_count_matches_rule(text):
+def test_leancloud_count_matches_rule(text):
     n = len(text)
     assert count(text, LEANCLOUD).segments == (1 if n <= 70 else math.ceil(n / 67))

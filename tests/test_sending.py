@@ -182,7 +182,7 @@ class TestBadInput:
 
 
 class TestFixedCodeNumbers:
-    def test_R_CODE_8_fixed_code_never_sent_never_billed(self, lc, app, signature, outbox):
+    def test_fixed_code_never_sent_never_billed(self, lc, app, signature, outbox):
         FixedCodeNumber.objects.create(app=app, phone=E164, code="246810")
         assert send(lc).json() == {}
         assert outbox == []
@@ -191,7 +191,7 @@ class TestFixedCodeNumbers:
         assert verify(lc, "246810").json() == {}
         assert verify(lc, "246810").json()["code"] == 603  # still single use
 
-    def test_R_CODE_8_test_numbers_are_rate_limited(self, lc, app, signature):
+    def test_test_numbers_are_rate_limited(self, lc, app, signature):
         FixedCodeNumber.objects.create(app=app, phone=E164, code="246810")
         send(lc)
         assert send(lc).json()["code"] == 1
