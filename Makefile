@@ -26,7 +26,8 @@ demo: install
 
 # The real-worker tests and the reliability scenarios start Celery workers (and
 # private servers) and repoint this process's broker: each runs in a pytest
-# process of its own, apart from the rest of the suite.
+# process of its own, apart from the rest of the suite. tox.ini runs the same
+# pytest invocations (keep the two in step).
 RELIABILITY := worker_killed broker_down cache_down database_restart
 
 test: install
