@@ -28,11 +28,12 @@ from ..models import App, Channel, LedgerEntry, LedgerKind, Price, UnmatchedRece
 from ..services import billing, stats
 from ..templatetags.sms_admin import money
 from . import charts
+from .localtime import LocalTimesMixin, zone_name
 from .ranges import RangeForm
 
 
 @admin.register(Price)
-class PriceAdmin(admin.ModelAdmin):
+class PriceAdmin(LocalTimesMixin, admin.ModelAdmin):
     list_display = ["region", "channel", "unit_price", "note", "updated_at"]
     list_editable = ["unit_price"]
     list_filter = ["channel"]
@@ -40,7 +41,7 @@ class PriceAdmin(admin.ModelAdmin):
     ordering = ["region", "channel"]
 
 
-class _ReadOnlyAdmin(admin.ModelAdmin):
+class _ReadOnlyAdmin(LocalTimesMixin, admin.ModelAdmin):
     """Money history and receipts are evidence: nobody edits or deletes them."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -161,6 +162,7 @@ class LedgerEntryAdmin(_ReadOnlyAdmin):
             "app": app,
             "form": ranges,
             "period": period,
+            "timezone": zone_name(),
             "books": billing.books(app=app),
             "open_holds": billing.unsettled(app=app).count(),
             "days": [

@@ -28,6 +28,7 @@ from django.views.decorators.http import require_POST
 from ..models import Signature, Template, TemplateVersion
 from ..models.content import ReviewStatus
 from ..services import content, lint
+from .localtime import LocalTimesMixin
 
 _ITEM_MODELS = {"signature": Signature, "version": TemplateVersion}
 
@@ -128,7 +129,7 @@ class ReviewActionsMixin:
 
 
 @admin.register(Signature)
-class SignatureAdmin(ReviewActionsMixin, admin.ModelAdmin):
+class SignatureAdmin(ReviewActionsMixin, LocalTimesMixin, admin.ModelAdmin):
     change_form_template = "sms_service/admin/signature_change_form.html"
     change_list_template = "sms_service/admin/content_change_list.html"
     list_display = [
@@ -273,7 +274,7 @@ class TemplateAdminForm(forms.ModelForm):
         return data
 
 
-class TemplateVersionInline(admin.TabularInline):
+class TemplateVersionInline(LocalTimesMixin, admin.TabularInline):
     """Versions are immutable: shown, never edited here."""
 
     model = TemplateVersion
@@ -303,7 +304,7 @@ class TemplateVersionInline(admin.TabularInline):
 
 
 @admin.register(Template)
-class TemplateAdmin(ReviewActionsMixin, admin.ModelAdmin):
+class TemplateAdmin(ReviewActionsMixin, LocalTimesMixin, admin.ModelAdmin):
     form = TemplateAdminForm
     change_form_template = "sms_service/admin/template_change_form.html"
     change_list_template = "sms_service/admin/content_change_list.html"

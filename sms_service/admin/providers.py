@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from ..conf import app_settings
 from ..models import ProviderTemplate, PumpingBlock, TemplateVersion
 from ..services import provider_templates, pumping
+from .localtime import LocalTimesMixin
 
 
 def _template_aliases() -> list[tuple[str, str]]:
@@ -57,7 +58,7 @@ class ProviderTemplateForm(forms.ModelForm):
         return names
 
 
-class ProviderTemplateInline(admin.TabularInline):
+class ProviderTemplateInline(LocalTimesMixin, admin.TabularInline):
     model = ProviderTemplate
     form = ProviderTemplateForm
     fields = ["backend", "provider_template_id", "parameters"]
@@ -67,7 +68,7 @@ class ProviderTemplateInline(admin.TabularInline):
 
 
 @admin.register(TemplateVersion)
-class TemplateVersionAdmin(admin.ModelAdmin):
+class TemplateVersionAdmin(LocalTimesMixin, admin.ModelAdmin):
     """A version's page: its text (read-only, versions are immutable) and the
     provider templates it maps to, which stay editable."""
 
@@ -90,7 +91,7 @@ class TemplateVersionAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProviderTemplate)
-class ProviderTemplateAdmin(admin.ModelAdmin):
+class ProviderTemplateAdmin(LocalTimesMixin, admin.ModelAdmin):
     """The default verification text's mappings (and a list of all)."""
 
     form = ProviderTemplateForm
@@ -121,7 +122,7 @@ class ActiveFilter(admin.SimpleListFilter):
 
 
 @admin.register(PumpingBlock)
-class PumpingBlockAdmin(admin.ModelAdmin):
+class PumpingBlockAdmin(LocalTimesMixin, admin.ModelAdmin):
     """What the pumping defence held back and why; lifting is the undo."""
 
     list_display = ["value", "scope", "app", "created_at", "refused", "active", "lifted_by"]

@@ -29,6 +29,7 @@ from ..services import exports, stats
 from ..services import tenants as tenants_service
 from ..templatetags.sms_admin import money
 from . import charts
+from .localtime import LocalTimesMixin, local_time
 from .ranges import RangeForm
 
 _EXPORT_LABELS = [
@@ -38,12 +39,12 @@ _EXPORT_LABELS = [
 ]
 
 
-class FixedCodeNumberInline(admin.TabularInline):
+class FixedCodeNumberInline(LocalTimesMixin, admin.TabularInline):
     model = FixedCodeNumber
     extra = 0
 
 
-class KeyRotationInline(admin.TabularInline):
+class KeyRotationInline(LocalTimesMixin, admin.TabularInline):
     """The audit trail of key rotations, read-only."""
 
     model = KeyRotation
@@ -51,6 +52,9 @@ class KeyRotationInline(admin.TabularInline):
     can_delete = False
     fields = ["created_at", "which", "actor", "via", "reason", "old_key_hint", "grace_until"]
     readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("app", "actor")
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -80,7 +84,7 @@ class RotateKeyForm(forms.Form):
 
 
 @admin.register(App)
-class AppAdmin(admin.ModelAdmin):
+class AppAdmin(LocalTimesMixin, admin.ModelAdmin):
     list_display = ["name", "sms_enabled", "allow_international", "balance_with_currency"]
     search_fields = ["name", "app_id", "company_name"]
     readonly_fields = ["app_id", "app_key", "master_key", "rotate_link", "balance",
@@ -178,7 +182,7 @@ class AppAdmin(admin.ModelAdmin):
                            _("Ledger, holds, bill per day and per template; top up"))
 
 
-class MessageEventInline(admin.TabularInline):
+class MessageEventInline(LocalTimesMixin, admin.TabularInline):
     model = MessageEvent
     extra = 0
     can_delete = False
@@ -193,7 +197,7 @@ class MessageEventInline(admin.TabularInline):
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(LocalTimesMixin, admin.ModelAdmin):
     """Read-only message log; numbers masked, codes never shown."""
 
     list_display = ["created_at", "app", "masked", "channel", "kind", "status", "segments",
@@ -224,9 +228,8 @@ class MessageAdmin(admin.ModelAdmin):
     def next_attempt(self, obj: Message) -> str:
         if obj.next_attempt_at is None:
             return _("No retry scheduled.")
-        local = timezone.localtime(obj.next_attempt_at)
         return _("Retry scheduled for %(when)s.") % {
-            "when": f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()}"}
+            "when": local_time(obj.next_attempt_at, seconds=True)}
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -338,4 +341,4 @@ def _warn_blocks(request, blocks) -> None:
         messages.warning(request, format_html(
             '{}: sends to {} are held back (suspected SMS pumping) since {}. '
             '<a href="{}">Review or lift</a>.',
-            block.app.name, block.value, f"{block.created_at:%Y-%m-%d %H:%M} UTC", url))
+            block.app.name, block.value, local_time(block.created_at), url))

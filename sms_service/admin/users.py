@@ -17,9 +17,10 @@ from django.utils.translation import ngettext
 
 from ..models import AppUser, LoginLockout, UserSession
 from ..services import users
+from .localtime import LocalTimesMixin
 
 
-class UserSessionInline(admin.TabularInline):
+class UserSessionInline(LocalTimesMixin, admin.TabularInline):
     model = UserSession
     extra = 0
     can_delete = False
@@ -31,7 +32,7 @@ class UserSessionInline(admin.TabularInline):
 
 
 @admin.register(AppUser)
-class AppUserAdmin(admin.ModelAdmin):
+class AppUserAdmin(LocalTimesMixin, admin.ModelAdmin):
     list_display = ["username", "app", "phone", "phone_verified", "email", "live_sessions",
                     "created_at"]
     list_filter = ["app", "phone_verified", "email_verified", "created_at"]
@@ -83,7 +84,7 @@ class AppUserAdmin(admin.ModelAdmin):
 
 
 @admin.register(UserSession)
-class UserSessionAdmin(admin.ModelAdmin):
+class UserSessionAdmin(LocalTimesMixin, admin.ModelAdmin):
     list_display = ["member", "app", "created_at", "client_ip", "revoked_at"]
     list_filter = ["app", ("revoked_at", admin.EmptyFieldListFilter), "created_at"]
     search_fields = ["member__username", "member__phone", "member__object_id"]
@@ -103,7 +104,7 @@ class UserSessionAdmin(admin.ModelAdmin):
 
 
 @admin.register(LoginLockout)
-class LoginLockoutAdmin(admin.ModelAdmin):
+class LoginLockoutAdmin(LocalTimesMixin, admin.ModelAdmin):
     list_display = ["account", "app", "member", "failures", "last_failure_at", "locked_until",
                     "is_locked"]
     list_filter = ["app"]

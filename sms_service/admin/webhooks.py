@@ -15,6 +15,7 @@ from django.utils.translation import ngettext
 
 from ..models import Webhook, WebhookDelivery, WebhookEvent
 from ..services import webhooks
+from .localtime import LocalTimesMixin
 
 
 class WebhookForm(forms.ModelForm):
@@ -33,7 +34,7 @@ class WebhookForm(forms.ModelForm):
 
 
 @admin.register(Webhook)
-class WebhookAdmin(admin.ModelAdmin):
+class WebhookAdmin(LocalTimesMixin, admin.ModelAdmin):
     form = WebhookForm
     list_display = ["url", "app_name", "event_list", "is_active", "created_at"]
     list_filter = ["is_active", "app"]
@@ -50,7 +51,7 @@ class WebhookAdmin(admin.ModelAdmin):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(LocalTimesMixin, admin.ModelAdmin):
     """The delivery log: read-only, with a resend action."""
 
     list_display = ["created_at", "event", "app_name", "url", "status", "attempts",

@@ -303,7 +303,9 @@ class KeyRotation(models.Model):
         ordering = ["-created_at", "-pk"]
 
     def __str__(self) -> str:
-        return f"{self.get_which_display()} of {self.app.name} at {self.created_at:%Y-%m-%d %H:%M}"
+        from ..localtime import local_time
+
+        return f"{self.get_which_display()} of {self.app.name} at {local_time(self.created_at)}"
 
 
 class FixedCodeNumber(models.Model):

@@ -11,6 +11,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext as _
 
 from ..conf import app_settings
+from ..localtime import local_time as format_local
 
 register = template.Library()
 
@@ -25,6 +26,12 @@ def money(value: Any) -> str:
     except ArithmeticError:
         return str(value)
     return f"{amount} {app_settings.CURRENCY}"
+
+
+@register.filter
+def local_time(value: Any, seconds: bool = False) -> str:
+    """``2026-11-30 13:05 CST``: a date-time in the active time zone, with its name."""
+    return format_local(value, seconds=bool(seconds)) if value else "—"
 
 
 @register.simple_tag
