@@ -1,64 +1,54 @@
-"""Sending throughput and verify latency on PostgreSQL behind gunicorn.
+"""Sending throughput: requestSmsCode -> verifySmsCode cycles against bare DRF
+views, over HTTP, with an external load generator (wrk).
 
-Run from the repository root (PostgreSQL on 127.0.0.1; Redis optional)::
+Run from the repository root (PostgreSQL and Redis on 127.0.0.1; wrk from
+Debian: ``apt-get install -y wrk``, which the script runs itself when it is
+root and wrk is missing)::
 
-    .venv/bin/python benchmarks/sending_throughput.py
-    .venv/bin/python benchmarks/sending_throughput.py --seconds 10 --verifies 300
+    .venv/bin/python benchmarks/sending_throughput.py            # the full table (~10 min)
+    .venv/bin/python benchmarks/sending_throughput.py --smoke    # a quick pass (~30 s)
 
-What it does, on loopback only, with every loop bounded in count and time:
+What is measured, on loopback only, every run bounded in time:
 
-1. (Re)creates the database ``sms_bench`` on the server of DATABASE_URL
-   (default postgres://postgres@127.0.0.1:5432/postgres), builds the schema and
-   one app with an approved default signature.
-2. Starts gunicorn (2 sync workers) on benchmarks.settings / benchmarks.urls.
-3. Throughput (queued run, then inline run): N client threads run, in rounds
-   of a fixed time each and alternating, (a) full cycles - POST
-   /1.1/requestSmsCode for a fresh number, receive the code, POST
-   /1.1/verifySmsCode/<code> - and (b) baseline cycles - two POSTs to a bare
-   DRF endpoint doing one INSERT and one SELECT through the ORM, as a DRF
-   endpoint does (benchmarks/urls.py; the same two statements as raw SQL are
-   measured too, as the floor of what Django and DRF can serve). A baseline
-   cycle is two requests like a real one, so the ratio compares the same
-   number of HTTP round trips. After a warm-up of each kind the database is
-   ANALYZEd (as autovacuum keeps a database in use). Prints cycles/s of each,
-   the ratio of every round and their median (target >= 0.5).
-4. Verify latency as the code table grows: bulk-fills verification_code rows
-   (generate_series, same app, other numbers) to 10^4 and then 10^6 rows,
-   ANALYZEs, and times single verify requests (median / p95) at each size,
-   with EXPLAIN ANALYZE of the verify lookup.
+* Server: gunicorn, 2 sync workers, benchmarks.settings (PostgreSQL with
+  CONN_MAX_AGE=600, Redis cache, Django's default middleware plus CORS, billing
+  on with a CN price, every sending limit at its default except the per-IP
+  windows, raised because all load comes from one address). The database is
+  recreated (``--database``, default ``sms_bench``).
+* Load: wrk, 8 threads with one connection each (benchmarks/wrk/cycle.lua).
+* Baselines, bare DRF views through the ORM: one INSERT of a small row, and one
+  SELECT by primary key among 1,000 rows, each measured alone; their *pair*
+  ``1 / (1/insert + 1/select)`` is the rate of a cycle that did one of each.
+* Ours: cycles of requestSmsCode for a new number (the code comes back in a
+  response header that the benchmark's adapter sets) then verifySmsCode,
+  "queued" (as deployed: the request publishes the Celery task to Redis; no
+  worker consumes it during a run) and "inline" (delivery inside the request).
+* At 0, 10^5 and 10^6 old code rows (bulk-filled, then ANALYZEd), in rounds
+  that alternate the order of the kinds; each ratio is ours / pair of the same
+  round, and the table shows the median of the rounds with their spread.
+* Database and Redis round trips of one requestSmsCode and one verifySmsCode,
+  counted in this process through the same settings (queued mode).
+* Hot row: one app against eight apps sharing the same load, 32 connections
+  on 4 workers, queued (``--no-hot-row`` skips it).
 
-How the code gets back to the client, in two runs (both as one UDP datagram
-on loopback, which the load generator's inbox thread receives):
-
-* inline - delivery runs at commit (``ASYNC`` off) through
-  benchmarks.backend.LoadGeneratorBackend. The whole send path (claim, events,
-  status transitions, payload decryption, the provider call) is inside the
-  measured request: more than a deployment's request does, where a Celery
-  worker sends.
-* queued - as deployed: the request publishes the delivery task to Redis
-  (its own queue, which nothing consumes during the run and which is dropped
-  afterwards) and a ``message_queued`` receiver in benchmarks/urls.py sends the
-  code. This is the HTTP tier's own cost.
-
-Test numbers with fixed codes were not used: they skip the send path entirely.
-
-Numbers are ratios from one run on one machine, not targets for absolute time.
+Figures are ratios from one run on one machine: the client, the server,
+PostgreSQL and Redis share its cores, so compare ratios, not times.
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -66,15 +56,65 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-DB_NAME = "sms_bench"
-CODE_RE = re.compile(r"(?<!\d)(\d{6})(?!\d)")
+LUA = ROOT / "benchmarks" / "wrk" / "cycle.lua"
+READ_ROWS = 1000
+#: Each wrk run numbers its phones from its own offset (see cycle.lua).
+OFFSET_STEP = 1_000_000
 
 
-# --- helpers ------------------------------------------------------------------------
-
-
-def log(msg: str) -> None:
+def log(msg: str = "") -> None:
     print(msg, flush=True)
+
+
+# --- the load generator -------------------------------------------------------------
+
+
+def find_wrk() -> str:
+    """wrk from PATH; installed from Debian's packages when missing and root."""
+    path = shutil.which("wrk")
+    if path:
+        return path
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        log("wrk is missing: apt-get install -y wrk")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        if subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], env=env).returncode:
+            subprocess.run(["apt-get", "update", "-qq"], env=env, check=False)
+            subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], env=env, check=False)
+        path = shutil.which("wrk")
+        if path:
+            return path
+    sys.exit("This benchmark needs wrk (HTTP load generator): apt-get install -y wrk")
+
+
+class Load:
+    """Runs wrk with cycle.lua; hands each run a fresh range of phone numbers."""
+
+    def __init__(self, wrk: str):
+        self.wrk = wrk
+        self.offset = 0
+
+    def run(self, port: int, kind: str, seconds: float, threads: int, connections: int,
+            apps: list[tuple[str, str]] = (), warm_up: bool = False) -> float:
+        """Completed units per second (cycles, or requests for the baselines).
+        A warm-up run only has to end without errors."""
+        env = {**os.environ, "BENCH_KIND": kind, "BENCH_OFFSET": str(self.offset),
+               "BENCH_ROWS": str(READ_ROWS), "BENCH_THREADS": str(threads),
+               "BENCH_APPS": ",".join(f"{i}:{k}" for i, k in apps)}
+        self.offset += OFFSET_STEP
+        cmd = [self.wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+               "--timeout", "10s", "-s", str(LUA), f"http://127.0.0.1:{port}/"]
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 60)
+        line = next((x for x in out.stdout.splitlines() if x.startswith("BENCH ")), None)
+        if out.returncode or line is None:
+            raise RuntimeError(f"wrk failed ({out.returncode}): {out.stdout}\n{out.stderr}")
+        result = json.loads(line[6:])
+        if (result["done"] == 0 and not warm_up) or result["errors"] > max(2, result["done"] // 100):
+            raise RuntimeError(f"{kind}: {result['done']} done, {result['errors']} errors; "
+                               f"first: {result['first_error']}")
+        return result["done"] / result["seconds"]
+
+
+# --- server -------------------------------------------------------------------------
 
 
 def free_port() -> int:
@@ -83,302 +123,27 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def bench_database_url(admin_url: str) -> str:
-    parts = urlsplit(admin_url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + DB_NAME, parts.query, ""))
-
-
-def recreate_database(admin_url: str) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url.replace("postgres://", "postgresql://", 1),
-                         autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-
-
-def redis_answers(url: str) -> bool:
-    try:
-        import redis
-
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
-    except Exception:
-        return False
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
-    return ordered[index]
-
-
-# --- HTTP client --------------------------------------------------------------------
-
-
-class CodeInbox:
-    """The phone: receives ``<to>\\n<body>`` datagrams and hands each code to the
-    thread waiting for that number."""
-
-    def __init__(self):
-        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.socket.bind(("127.0.0.1", 0))
-        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        self.address = f"127.0.0.1:{self.socket.getsockname()[1]}"
-        self.received: dict[str, str] = {}
-        self.arrived = threading.Condition()
-        threading.Thread(target=self._receive, daemon=True).start()
-
-    def _receive(self) -> None:
-        while True:
-            data = self.socket.recv(65536)
-            to, _, body = data.decode().partition("\n")
-            with self.arrived:
-                self.received[to] = body
-                self.arrived.notify_all()
-
-    def take(self, phone: str, timeout: float = 10.0) -> str:
-        with self.arrived:
-            if not self.arrived.wait_for(lambda: phone in self.received, timeout):
-                raise RuntimeError(f"no message reached {phone} within {timeout} s")
-            return self.received.pop(phone)
-
-
-class Client:
-    def __init__(self, port: int, app_id: str, app_key: str, inbox: CodeInbox):
-        self.port = port
-        self.headers = {"Content-Type": "application/json", "X-LC-Id": app_id,
-                        "X-LC-Key": app_key}
-        self.inbox = inbox
-
-    def post(self, path: str, body: dict, headers: dict | None = None) -> tuple[int, bytes]:
-        # gunicorn's sync workers close the connection after each response.
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            conn.request("POST", path, body=json.dumps(body).encode(),
-                         headers=headers if headers is not None else self.headers)
-            response = conn.getresponse()
-            return response.status, response.read()
-        finally:
-            conn.close()
-
-    def request_code(self, phone: str) -> str:
-        status, body = self.post("/1.1/requestSmsCode", {"mobilePhoneNumber": phone})
-        if status != 200:
-            raise RuntimeError(f"requestSmsCode {phone}: {status} {body[:200]!r}")
-        text = self.inbox.take(phone)
-        match = CODE_RE.search(text)
-        if not match:
-            raise RuntimeError(f"no code in {text!r}")
-        return match.group(1)
-
-    def verify(self, phone: str, code: str) -> None:
-        status, body = self.post(f"/1.1/verifySmsCode/{code}", {"mobilePhoneNumber": phone})
-        if status != 200:
-            raise RuntimeError(f"verifySmsCode {phone}: {status} {body[:200]!r}")
-
-    def cycle(self, phone: str) -> None:
-        self.verify(phone, self.request_code(phone))
-
-    def _baseline(self, path: str, phone: str) -> None:
-        for _ in range(2):
-            status, body = self.post(path, {"mobilePhoneNumber": phone},
-                                     headers={"Content-Type": "application/json"})
-            if status != 200:
-                raise RuntimeError(f"{path}: {status} {body[:200]!r}")
-
-    def baseline_cycle(self, phone: str) -> None:
-        self._baseline("/bench/baseline", phone)
-
-    def sql_baseline_cycle(self, phone: str) -> None:
-        self._baseline("/bench/baseline-sql", phone)
-
-
-class Numbers:
-    """Distinct, valid mainland mobile numbers (+86 138...), thread-safe."""
-
-    def __init__(self, prefix: str = "+86138"):
-        self.prefix = prefix
-        self.lock = threading.Lock()
-        self.next = 0
-
-    def take(self) -> str:
-        with self.lock:
-            n = self.next
-            self.next += 1
-        if n >= 10**8:
-            raise RuntimeError("out of numbers")
-        return f"{self.prefix}{n:08d}"
-
-
-def run_for(label: str, seconds: float, threads: int, work, numbers: Numbers) -> float:
-    """Run ``work(phone)`` on ``threads`` threads for ``seconds``; cycles per second."""
-    done = [0] * threads
-    errors: list[BaseException] = []
-    stop = threading.Event()
-
-    def loop(i: int) -> None:
-        while not stop.is_set():
-            try:
-                work(numbers.take())
-            except BaseException as exc:
-                errors.append(exc)
-                stop.set()
-                return
-            done[i] += 1
-
-    workers = [threading.Thread(target=loop, args=(i,), daemon=True) for i in range(threads)]
-    start = time.perf_counter()
-    for t in workers:
-        t.start()
-    next_report = start + 1
-    while time.perf_counter() - start < seconds and not stop.is_set():
-        time.sleep(0.05)
-        now = time.perf_counter()
-        if now >= next_report:
-            log(f"    {label}: {sum(done):6d} cycles, {sum(done) / (now - start):7.1f}/s")
-            next_report += 1
-    stop.set()
-    for t in workers:
-        t.join(timeout=60)
-    elapsed = time.perf_counter() - start
-    if errors:
-        raise RuntimeError(f"{label} failed: {errors[0]}") from errors[0]
-    return sum(done) / elapsed
-
-
-# --- database preparation -------------------------------------------------------------
-
-
-def setup_schema_and_app():
-    from django.core.management import call_command
-
-    from sms_service.models import App, Signature
-
-    # Migrated apps, then the baseline's table (the benchmarks app has no
-    # migration files).
-    call_command("migrate", run_syncdb=True, verbosity=0, interactive=False)
-    app = App.objects.create(name="Bench", company_name="Bench Ltd")
-    Signature.objects.create(app=app, name="LeanCloud", text="LeanCloud", status="approved",
-                             is_default=True)
-    return app
-
-
-def analyze() -> None:
-    """Planner statistics for the tables the warm-up filled, as a database in use
-    has them (autovacuum would otherwise gather them in the middle of a round)."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
-
-
-def code_rows() -> int:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM sms_service_verificationcode")
-        return cursor.fetchone()[0]
-
-
-def fill_codes(app_pk: int, target: int) -> float:
-    """Add rows until the code table holds ``target`` rows; returns seconds taken.
-
-    Other numbers of the same app (+86139...), one row each as the table keeps
-    them: mostly finished codes (used, expired, dead) and one in ten still
-    active with a unique lookup.
-    """
-    from django.db import connection
-
-    have = code_rows()
-    if have >= target:
-        return 0.0
-    start = time.perf_counter()
-    step = 200_000
-    first = have
-    while first < target:
-        last = min(target, first + step)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                """
-                INSERT INTO sms_service_verificationcode
-                    (app_id, phone, purpose, digest, lookup, status, attempts,
-                     expires_at, created_at, used_at, data)
-                SELECT %s,
-                       '+86139' || lpad(i::text, 8, '0'),
-                       'generic',
-                       md5('d' || i) || md5('e' || i),
-                       md5('l' || i) || md5('m' || i),
-                       (ARRAY['used', 'expired', 'dead', 'used', 'expired',
-                              'used', 'expired', 'used', 'expired', 'active'])[i %% 10 + 1],
-                       0,
-                       now() + interval '10 minutes' - (i %% 1000) * interval '1 minute',
-                       now() - (i %% 1000) * interval '1 minute',
-                       NULL,
-                       '{}'::jsonb
-                FROM generate_series(%s, %s) AS i
-                """,
-                [app_pk, first, last - 1],
-            )
-        first = last
-        log(f"    filled {first:>9,d} / {target:,d} rows")
-    analyze()
-    return time.perf_counter() - start
-
-
-def explain_verify(app, phone: str) -> str:
-    """EXPLAIN ANALYZE of verifySmsCode's lookup, the statement itself
-    (sms_service.services.codes.ACTIVE_CODE_SQL); the consuming UPDATE then goes
-    by primary key."""
-    from django.db import connection
-
-    from sms_service.models import VerificationCode
-    from sms_service.services.codes import ACTIVE_CODE_SQL
-
-    statement = ACTIVE_CODE_SQL.format(table=VerificationCode._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN ANALYZE " + statement, [app.pk, phone, "generic", "active"])
-        return "\n".join(row[0] for row in cursor.fetchall())
-
-
-def verify_latency(client: Client, numbers: Numbers, count: int, label: str) -> list[float]:
-    times = []
-    for i in range(count):
-        phone = numbers.take()
-        code = client.request_code(phone)
-        start = time.perf_counter()
-        client.verify(phone, code)
-        times.append(time.perf_counter() - start)
-        if (i + 1) % max(1, count // 4) == 0:
-            log(f"    {label}: {i + 1}/{count} verifies")
-    return times
-
-
-# --- main -------------------------------------------------------------------------------
-
-
 class Server:
-    """gunicorn on a free loopback port, stopped (process group) on exit."""
+    """gunicorn on a free loopback port, stopped (its process group) on exit."""
 
-    def __init__(self, env: dict[str, str], workers: int, client_args: tuple):
-        self.env = env
-        self.workers = workers
+    def __init__(self, env: dict[str, str], workers: int):
+        self.env, self.workers = env, workers
         self.port = free_port()
-        self.client = Client(self.port, *client_args)
         self.proc: subprocess.Popen | None = None
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "benchmarks.wsgi:application",
              "--workers", str(self.workers), "--bind", f"127.0.0.1:{self.port}",
              "--log-level", "warning", "--timeout", "60"],
             cwd=ROOT, env=self.env, start_new_session=True,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             try:
-                self.client.post("/bench/baseline", {"mobilePhoneNumber": "warmup"},
-                                 headers={"Content-Type": "application/json"})
-                return self.client
+                with urllib.request.urlopen(
+                        f"http://127.0.0.1:{self.port}/bench/select/1", timeout=5):
+                    return self
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.__exit__()
@@ -397,153 +162,344 @@ class Server:
             proc.wait(timeout=15)
 
 
-def throughput(client: Client, numbers: Numbers, args, title: str) -> float:
-    """Alternating rounds of each kind; returns the median of the rounds' ratios."""
-    log(f"\n== throughput, {title} (cycles/s; a cycle is two HTTP requests)")
-    kinds = [("baseline", client.baseline_cycle), ("baseline-sql", client.sql_baseline_cycle),
-             ("request+verify", client.cycle)]
-    for label, work in kinds:
-        run_for(f"warm-up {label}", 1.5, args.threads, work, numbers)
+# --- database -----------------------------------------------------------------------
+
+
+def recreate_database(admin_url: str, name: str) -> str:
+    """Drop and create ``name`` on the server of ``admin_url`` (through its
+    ``postgres`` database); returns the new database's URL."""
+    import psycopg
+
+    parts = urlsplit(admin_url.replace("postgres://", "postgresql://", 1))
+    with psycopg.connect(urlunsplit((parts.scheme, parts.netloc, "/postgres", parts.query, "")),
+                         autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
+
+
+def setup_apps(count: int):
+    """Schema, ``count`` apps (approved default signature, topped up), the CN
+    price, and the SELECT baseline's rows."""
+    from django.core.management import call_command
+
+    from benchmarks.models import ReadRow
+    from sms_service.models import App, Price, Signature
+    from sms_service.services import billing
+
+    call_command("migrate", run_syncdb=True, verbosity=0, interactive=False)
+    Price.objects.create(region="CN", channel="sms", unit_price="0.0500")
+    apps = []
+    for i in range(count):
+        app = App.objects.create(name=f"Bench {i}", company_name="Bench Ltd")
+        Signature.objects.create(app=app, name="LeanCloud", text="LeanCloud",
+                                 status="approved", is_default=True)
+        billing.top_up(app=app, amount="100000000", reason="benchmark")
+        apps.append(app)
+    ReadRow.objects.bulk_create(ReadRow(phone=f"+8613700{i:06d}") for i in range(READ_ROWS))
+    return apps
+
+
+def analyze() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+
+
+def code_rows() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM sms_service_verificationcode")
+        return cursor.fetchone()[0]
+
+
+def fill_codes(app_pk: int, old: int) -> None:
+    """Add ``old`` rows of other numbers (+86139...) of the same app: mostly
+    finished codes (used, expired, dead), one in ten still active."""
+    from django.db import connection
+
+    step = 200_000
+    for first in range(0, old, step):
+        last = min(old, first + step)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                INSERT INTO sms_service_verificationcode
+                    (app_id, phone, purpose, digest, lookup, status, attempts,
+                     expires_at, created_at, used_at, data)
+                SELECT %s, '+86139' || lpad(i::text, 8, '0'), 'generic',
+                       md5('d' || i) || md5('e' || i), md5('l' || i) || md5('m' || i),
+                       (ARRAY['used', 'expired', 'dead', 'used', 'expired',
+                              'used', 'expired', 'used', 'expired', 'active'])[i %% 10 + 1],
+                       0, now() + interval '10 minutes' - (i %% 1000) * interval '1 minute',
+                       now() - (i %% 1000) * interval '1 minute', NULL, '{}'::jsonb
+                FROM generate_series(%s, %s) AS i
+                ON CONFLICT DO NOTHING
+                """,
+                [app_pk, first, last - 1],
+            )
     analyze()
-    rates: dict[str, list[float]] = {label: [] for label, _ in kinds}
-    for round_no in range(1, args.rounds + 1):
-        for label, work in kinds if round_no % 2 else kinds[::-1]:
-            rates[label].append(run_for(label, args.seconds, args.threads, work, numbers))
-        log(f"  round {round_no}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in rates.items()))
-    sms = rates["request+verify"]
-    ratios = [a / b for a, b in zip(sms, rates["baseline"], strict=True)]
-    floor_ratios = [a / b for a, b in zip(sms, rates["baseline-sql"], strict=True)]
-
-    def show(values: list[float], digits: int = 1) -> str:
-        return ", ".join(f"{v:.{digits}f}" for v in values)
-
-    log(f"  baseline, DRF + ORM (2 x INSERT+SELECT)   {statistics.median(rates['baseline']):8.1f}"
-        f" cycles/s  (rounds: {show(rates['baseline'])})")
-    log(f"  floor, DRF + raw SQL (2 x INSERT+SELECT)  "
-        f"{statistics.median(rates['baseline-sql']):8.1f} cycles/s  "
-        f"(rounds: {show(rates['baseline-sql'])})")
-    log(f"  requestSmsCode + verifySmsCode            {statistics.median(sms):8.1f}"
-        f" cycles/s  (rounds: {show(sms)})")
-    ratio = statistics.median(ratios)
-    log(f"  RATIO sms / baseline      median {ratio:5.2f}  (rounds: {show(ratios, 2)})")
-    log(f"  ratio sms / raw-SQL floor median {statistics.median(floor_ratios):5.2f}  "
-        f"(rounds: {show(floor_ratios, 2)})")
-    return ratio
 
 
-def latency(client: Client, numbers: Numbers, app, args) -> None:
-    log("\n== verify latency as the code table grows (one client, sequential)")
-    results = []
-    plans = []
-    for size in [int(s) for s in args.sizes.split(",") if s]:
-        log(f"  filling the code table to {size:,d} rows")
-        took = fill_codes(app.pk, size)
-        if took:
-            log(f"    done in {took:.1f} s")
-        verify_latency(client, numbers, min(20, args.verifies), "warm-up")
-        times = verify_latency(client, numbers, args.verifies, f"{size:,d} rows")
-        rows = code_rows()
-        results.append((rows, statistics.median(times), percentile(times, 95)))
-        # EXPLAIN the verify lookup for a number holding an active code.
-        phone = numbers.take()
-        client.request_code(phone)
-        plans.append((rows, explain_verify(app, phone)))
-    log(f"\n  code rows    verify median (ms)   verify p95 (ms)   ({args.verifies} verifies each)")
-    for rows, median, p95 in results:
-        log(f"  {rows:>10,d}   {median * 1000:14.2f}   {p95 * 1000:14.2f}")
-    if len(results) >= 2:
-        log(f"  median, largest / smallest table: {results[-1][1] / results[0][1]:.2f}")
-    for rows, plan in plans:
-        log(f"\n  EXPLAIN ANALYZE of the verify lookup at {rows:,d} rows:")
-        for line in plan.splitlines():
-            log(f"    {line}")
+# --- round trips --------------------------------------------------------------------
 
 
-def clear_queue(broker_url: str) -> None:
-    """Drop the benchmark's own queue (nothing consumes it during the run)."""
+_REDIS_COMMAND = re.compile(rb"\*\d+\r\n\$\d+\r\n([A-Za-z]+)")
+
+
+def count_round_trips(app, numbers: int = 5) -> dict[str, list[str]]:
+    """The database statements and Redis round trips of one requestSmsCode and
+    one verifySmsCode (the last of ``numbers`` cycles), through the test client
+    in this process with the server's settings."""
+    import redis.connection
+    from django.db import connection
+    from django.test import Client
+    from psycopg import pq
+
+    trips: list[str] = []
+
+    def on_sql(execute, sql, params, many, context):
+        trips.append("sql " + " ".join(sql.split()[:3])[:60])
+        return execute(sql, params, many, context)
+
+    real_commit = connection._commit
+
+    def commit():
+        if connection.connection.info.transaction_status != pq.TransactionStatus.IDLE:
+            trips.insert(next((i for i, t in enumerate(trips) if t.startswith("sql")), 0),
+                         "sql BEGIN")
+            trips.append("sql COMMIT")
+        return real_commit()
+
+    real_send = redis.connection.AbstractConnection.send_packed_command
+
+    def send(self, command, *args, **kwargs):
+        chunks = command if isinstance(command, list | tuple) else [command]
+        names = _REDIS_COMMAND.findall(b"".join(bytes(c) for c in chunks))
+        trips.append("redis " + "+".join(n.decode().upper() for n in names))
+        return real_send(self, command, *args, **kwargs)
+
+    client = Client(HTTP_X_LC_ID=app.app_id, HTTP_X_LC_KEY=app.app_key,
+                    REMOTE_ADDR="127.0.0.1")
+    seen: dict[str, list[str]] = {}
+    connection._commit = commit
+    redis.connection.AbstractConnection.send_packed_command = send
+    try:
+        with connection.execute_wrapper(on_sql):
+            for i in range(numbers):
+                phone = f"+86135{i:04d}{os.getpid() % 10000:04d}"
+                trips.clear()
+                response = client.post("/1.1/requestSmsCode", {"mobilePhoneNumber": phone},
+                                       content_type="application/json")
+                assert response.status_code == 200, response.content
+                seen["requestSmsCode"] = list(trips)
+                trips.clear()
+                response = client.post(f"/1.1/verifySmsCode/{response['X-Bench-Code']}",
+                                       {"mobilePhoneNumber": phone},
+                                       content_type="application/json")
+                assert response.status_code == 200, response.content
+                seen["verifySmsCode"] = list(trips)
+    finally:
+        connection._commit = real_commit
+        redis.connection.AbstractConnection.send_packed_command = real_send
+    return seen
+
+
+# --- the runs -----------------------------------------------------------------------
+
+
+def spread(values: list[float], digits: int = 2) -> str:
+    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
+
+
+def clear_queue(broker_url: str, queue: str) -> None:
     import redis
 
-    r = redis.Redis.from_url(broker_url)
-    r.delete("sms-bench", "_kombu.binding.sms-bench")
+    redis.Redis.from_url(broker_url).delete(queue)
+
+
+def table_size_runs(load: Load, servers: dict[str, Server], apps, args, broker_url: str,
+                    queue: str) -> dict[int, dict[str, list[float]]]:
+    """For each table size: warm-up, then rounds of insert, select and the cycle
+    modes, in alternating order."""
+    one_app = [(apps[0].app_id, apps[0].app_key)]
+    base = next(iter(servers.values())).port
+    kinds = [("insert", base, "insert"), ("select", base, "select")]
+    kinds += [(mode, server.port, "cycle") for mode, server in servers.items()]
+    results: dict[int, dict[str, list[float]]] = {}
+    filled = 0
+    for size in args.sizes:
+        if size > filled:
+            log(f"\n-- filling the code table with {size - filled:,d} old rows")
+            fill_codes(apps[0].pk, size)  # rows 0 .. size-1: idempotent
+            filled = size
+        log(f"-- {code_rows():,d} code rows; warm-up")
+        for label, port, kind in kinds:
+            load.run(port, kind, 2, args.threads, args.threads, one_app, warm_up=True)
+            if label == "queued":
+                clear_queue(broker_url, queue)
+        analyze()
+        rates: dict[str, list[float]] = {label: [] for label, _, _ in kinds}
+        for round_no in range(args.rounds):
+            order = kinds if round_no % 2 == 0 else kinds[::-1]
+            for label, port, kind in order:
+                rates[label].append(load.run(port, kind, args.seconds, args.threads,
+                                             args.threads, one_app))
+                if label == "queued":
+                    clear_queue(broker_url, queue)
+            log(f"   round {round_no + 1}: " + ", ".join(
+                f"{label} {values[-1]:.0f}/s" for label, values in rates.items()))
+        rates["pair"] = [1 / (1 / i + 1 / s) for i, s in
+                         zip(rates["insert"], rates["select"], strict=True)]
+        results[size] = rates
+    return results
+
+
+def hot_row(load: Load, env: dict[str, str], apps, args, broker_url: str, queue: str) -> None:
+    """One app against eight apps sharing the same load (queued)."""
+    log(f"\n== hot row: 1 app vs {len(apps)} apps, {args.hot_connections} connections, "
+        f"{args.hot_workers} gunicorn workers, queued")
+    one = [(apps[0].app_id, apps[0].app_key)]
+    many = [(app.app_id, app.app_key) for app in apps]
+    c = args.hot_connections
+    with Server(env, args.hot_workers) as server:
+        for group in (one, many):
+            load.run(server.port, "cycle", 2, c, c, group, warm_up=True)
+            clear_queue(broker_url, queue)
+        rates: dict[str, list[float]] = {"one": [], "eight": []}
+        for round_no in range(args.rounds):
+            order = [("one", one), ("eight", many)]
+            for label, group in order if round_no % 2 == 0 else order[::-1]:
+                rates[label].append(load.run(server.port, "cycle", args.seconds, c, c, group))
+                clear_queue(broker_url, queue)
+            log(f"   round {round_no + 1}: one app {rates['one'][-1]:.0f}/s, "
+                f"eight apps {rates['eight'][-1]:.0f}/s")
+    ratios = [a / b for a, b in zip(rates["one"], rates["eight"], strict=True)]
+    ratio = statistics.median(ratios)
+    log(f"  one app {spread(rates['one'], 0)} cycles/s, eight apps {spread(rates['eight'], 0)}"
+        f" cycles/s; one / eight = {spread(ratios)} "
+        f"(target >= 0.9: {'met' if ratio >= 0.9 else 'NOT met'})")
+
+
+def report(results: dict[int, dict[str, list[float]]], modes: list[str]) -> None:
+    sizes = list(results)
+    log("\n== throughput against the bare DRF pair (median of rounds, spread min–max)")
+    for size in sizes:
+        r = results[size]
+        log(f"  {size:>9,d} old rows: INSERT {spread(r['insert'], 0)} rps, "
+            f"SELECT-by-pk {spread(r['select'], 0)} rps, pair {spread(r['pair'], 0)}")
+    header = " / ".join(f"{s:,d}" for s in sizes)
+    pair = [statistics.median(results[s]["pair"]) for s in sizes]
+    log(f"\n| | cycles/s at {header} old code rows | ratio to the pair |")
+    log("| --- | --- | --- |")
+    log(f"| bare DRF views: INSERT {statistics.median(results[sizes[0]]['insert']):,.0f} rps, "
+        f"SELECT-by-pk {statistics.median(results[sizes[0]]['select']):,.0f} rps → pair | "
+        + " / ".join(f"{p:,.0f}" for p in pair) + " | 1.00 |")
+    verdict = []
+    for mode in modes:
+        ratios = [[c / p for c, p in zip(results[s][mode], results[s]["pair"], strict=True)]
+                  for s in sizes]
+        medians = [statistics.median(x) for x in ratios]
+        target = 0.5 if mode == "queued" else 0.3
+        verdict.append(f"{mode} ≥ {target}: {'met' if min(medians) >= target else 'NOT met'}")
+        log(f"| ours, {mode} | "
+            + " / ".join(f"{statistics.median(results[s][mode]):,.0f}" for s in sizes) + " | "
+            + " / ".join(f"{m:.2f} ({min(x):.2f}–{max(x):.2f})"
+                         for m, x in zip(medians, ratios, strict=True)) + " |")
+    log("\n  " + "; ".join(verdict))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=3.0,
-                        help="length of each throughput run")
-    parser.add_argument("--rounds", type=int, default=7,
-                        help="alternating rounds of each kind (the ratio is their median)")
-    parser.add_argument("--threads", type=int, default=4, help="client threads")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--verifies", type=int, default=200,
-                        help="verify requests timed at each table size")
-    parser.add_argument("--sizes", default="10000,1000000",
-                        help="code-table sizes for the latency runs")
+    parser.add_argument("--seconds", type=float, default=4.0, help="length of each wrk run")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per table size")
+    parser.add_argument("--threads", type=int, default=8,
+                        help="wrk threads, one connection each")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
+    parser.add_argument("--sizes", default="0,100000,1000000",
+                        help="old code rows in the table, comma-separated, ascending")
+    parser.add_argument("--modes", default="queued,inline")
+    parser.add_argument("--no-hot-row", dest="hot_row", action="store_false")
+    parser.add_argument("--hot-connections", type=int, default=32)
+    parser.add_argument("--hot-workers", type=int, default=4)
+    parser.add_argument("--database", default="sms_bench",
+                        help="database to (re)create on the server of DATABASE_URL")
+    parser.add_argument("--smoke", action="store_true",
+                        help="one short round at 0 rows, queued only, no hot row: "
+                             "checks the benchmark works, measures nothing")
     args = parser.parse_args()
+    if args.smoke:
+        args.seconds, args.rounds, args.sizes, args.modes = 1, 1, "0", "queued"
+        args.hot_row, args.threads = False, 2
+    args.sizes = [int(s) for s in args.sizes.split(",") if s]
+    modes = [m for m in args.modes.split(",") if m]
 
+    wrk = find_wrk()
     admin_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-    cache_url = os.environ.get("CACHE_URL", "redis://127.0.0.1:6379/2")
-    broker_url = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/3")
-    inbox = CodeInbox()
+    cache_url = os.environ.get("CACHE_URL", "redis://127.0.0.1:6379/1")
+    broker_url = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+    queue = f"sms-bench-{uuid.uuid4().hex[:8]}"
     env = dict(os.environ)
     env.update({
         "DJANGO_SETTINGS_MODULE": "benchmarks.settings",
-        "BENCH_DATABASE_URL": bench_database_url(admin_url),
-        "BENCH_CODE_ADDRESS": inbox.address,
+        "BENCH_DATABASE_URL": recreate_database(admin_url, args.database),
+        "BENCH_CACHE_URL": cache_url,
         "BENCH_CACHE_PREFIX": f"sms-bench-{uuid.uuid4().hex[:8]}",
+        "BENCH_BROKER_URL": broker_url,
+        "BENCH_QUEUE": queue,
+        "BENCH_DELIVERY": "queued",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
     })
-    redis_ok = redis_answers(cache_url)
-    if redis_ok:
-        env["BENCH_CACHE_URL"] = cache_url
     os.environ.update(env)
-
-    where = urlsplit(admin_url)
-    log(f"database   {DB_NAME} on {where.hostname}:{where.port or 5432} (recreated)")
-    log(f"cache      {env.get('BENCH_CACHE_URL', 'locmem (Redis not answering)')}")
-    log(f"server     gunicorn, {args.workers} sync workers; client: {args.threads} threads")
-    recreate_database(admin_url)
 
     import django
 
     django.setup()
     from django.db import connection
 
-    app = setup_schema_and_app()
+    apps = setup_apps(8 if args.hot_row else 1)
     with connection.cursor() as cursor:
         cursor.execute("SHOW server_version")
         pg_version = cursor.fetchone()[0]
+    wrk_version = subprocess.run([wrk, "--version"], capture_output=True, text=True).stdout
+    log(f"run        {time.strftime('%Y-%m-%d %H:%M:%S %Z')} on {socket.gethostname()}, "
+        f"{os.cpu_count()} CPUs shared by the load generator, the server, PostgreSQL, "
+        "Redis and anything else running on the machine")
     log(f"versions   Python {sys.version.split()[0]}, Django {django.__version__}, "
-        f"PostgreSQL {pg_version}")
-    client_args = (app.app_id, app.app_key, inbox)
-    numbers = Numbers("+86138")
-    ratios = {}
+        f"PostgreSQL {pg_version}, {wrk_version.split(' [')[0]}")
+    log(f"database   {args.database} (recreated); cache {cache_url}; broker {broker_url} "
+        f"(queue {queue}, emptied after each run)")
+    log(f"load       wrk, {args.threads} threads, one connection each, {args.seconds:g} s "
+        f"per run, {args.rounds} rounds per table size; gunicorn {args.workers} sync workers")
 
-    if redis_answers(broker_url):
-        clear_queue(broker_url)
-        queued_env = {**env, "BENCH_DELIVERY": "queued", "BENCH_BROKER_URL": broker_url,
-                      "CELERY_BROKER_URL": broker_url}
-        with Server(queued_env, args.workers, client_args) as client:
-            ratios["queued"] = throughput(
-                client, numbers, args,
-                "delivery queued on Redis as deployed (the request's own work)")
-        clear_queue(broker_url)
-    else:
-        log(f"\n(no Redis broker at {broker_url}: the queued-delivery run is skipped)")
+    log("\n== round trips per request (queued, counted in this process)")
+    for view, trips in count_round_trips(apps[0]).items():
+        sql = [t[4:] for t in trips if t.startswith("sql ")]
+        cache = [t[6:] for t in trips if t.startswith("redis ")]
+        log(f"  {view}: {len(sql)} database + {len(cache)} Redis")
+        log(f"    database: {'; '.join(sql)}")
+        log(f"    Redis:    {'; '.join(cache)}")
+    clear_queue(broker_url, queue)
 
-    inline_env = {**env, "BENCH_DELIVERY": "inline"}
-    with Server(inline_env, args.workers, client_args) as client:
-        ratios["inline"] = throughput(
-            client, numbers, args,
-            "delivery inline at commit (request + the whole send path)")
-        latency(client, numbers, app, args)
-
-    log("\n== summary")
-    for mode, ratio in ratios.items():
-        log(f"  {mode:7s} sms cycles / baseline cycles = {ratio:.2f}  "
-            f"(target >= 0.5: {'met' if ratio >= 0.5 else 'NOT met'})")
-    log(f"  one run on this machine ({os.cpu_count()} CPUs, client and server share them):"
-        " compare ratios, not times")
+    load = Load(wrk)
+    servers: dict[str, Server] = {}
+    try:
+        for mode in modes:
+            servers[mode] = Server({**env, "BENCH_DELIVERY": mode}, args.workers).__enter__()
+        results = table_size_runs(load, servers, apps, args, broker_url, queue)
+    finally:
+        for server in servers.values():
+            server.__exit__()
+        clear_queue(broker_url, queue)
+    report(results, modes)
+    if args.hot_row:
+        try:
+            hot_row(load, env, apps, args, broker_url, queue)
+        finally:
+            clear_queue(broker_url, queue)
+    log("\n  one run on one shared machine: compare the ratios of this run, not times")
     return 0
 
 

@@ -1,19 +1,19 @@
 """Settings of the benchmark server (benchmarks/sending_throughput.py starts it).
 
-The production shape on one machine: PostgreSQL (BENCH_DATABASE_URL), the Redis
-cache for rate limits when BENCH_CACHE_URL is set, DEBUG off, the usual
-middleware. Two differences from a deployment, both stated in the script's
-output:
+The production shape on one machine: PostgreSQL (BENCH_DATABASE_URL) with
+persistent connections, the Redis cache for rate limits and the pumping
+defence (BENCH_CACHE_URL), DEBUG off, Django's default middleware plus CORS,
+billing on (the script prices CN and tops the apps up). Differences from a
+deployment, all benchmark-only:
 
-* BENCH_DELIVERY=inline: delivery runs at commit (``ASYNC`` off) through a
-  backend that hands each message to the load generator as a UDP datagram
-  (benchmarks/backend.py), so it can read each code back; a deployment hands
-  that work to a Celery worker, so the request does more;
-  BENCH_DELIVERY=queued: the request publishes the task to Redis as deployed
-  and the code reaches the client through the same datagram (benchmarks/urls.py);
-* the per-IP and per-prefix sending limits are raised (one client address and
-  one number prefix send everything); every other limit keeps its default and
-  still runs on every request.
+* the per-IP sending windows are raised (one client address sends everything);
+  every other limit keeps its default and runs on every request;
+* the adapter (benchmarks/adapter.py) copies each drawn code into the
+  ``X-Bench-Code`` response header, so the load generator can verify it;
+* BENCH_DELIVERY=queued (as deployed): the request publishes the delivery task
+  to Redis (a queue nothing consumes during a run, emptied after each);
+  BENCH_DELIVERY=inline: delivery runs inside the request, at commit, through
+  a provider that accepts at once (benchmarks/backend.py).
 """
 
 import copy
@@ -25,7 +25,7 @@ from sms_service.conf import DEFAULTS
 
 SECRET_KEY = "benchmark-not-secret"
 DEBUG = False
-ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
 ROOT_URLCONF = "benchmarks.urls"
 WSGI_APPLICATION = "benchmarks.wsgi.application"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -46,6 +46,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "benchmarks.adapter.CodeHeaderMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -53,6 +54,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
 TEMPLATES = [
@@ -89,29 +91,20 @@ REST_FRAMEWORK = {
 }
 
 _rate_limits = copy.deepcopy(DEFAULTS["RATE_LIMITS"])
-_rate_limits["ip"] = [(60, 10**9)]
-_rate_limits["prefix"] = [(3600, 10**9)]
+_rate_limits["ip"] = [(60, 10**9), (3600, 10**9)]
 
-#: "inline": delivery runs at commit inside the request, through the backend.
-#: "queued": the request enqueues the Celery task on Redis as in a deployment (no
-#: worker consumes it during the run) and a message_queued receiver sends the
-#: code to the load generator (see benchmarks/urls.py).
-BENCH_DELIVERY = os.environ.get("BENCH_DELIVERY", "inline")
+BENCH_DELIVERY = os.environ.get("BENCH_DELIVERY", "queued")
 
 SMS_SERVICE = {
+    "ADAPTER": "benchmarks.adapter.BenchAdapter",
     "ASYNC": BENCH_DELIVERY == "queued",
-    "BACKENDS": {
-        "default": {
-            "BACKEND": "benchmarks.backend.LoadGeneratorBackend",
-            "OPTIONS": {"ADDRESS": os.environ.get("BENCH_CODE_ADDRESS", "127.0.0.1:9")},
-        }
-    },
+    "BACKENDS": {"default": {"BACKEND": "benchmarks.backend.InstantBackend"}},
     "RATE_LIMITS": _rate_limits,
 }
 
-CELERY_TASK_ALWAYS_EAGER = BENCH_DELIVERY != "queued"
+CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BROKER_URL = os.environ.get("BENCH_BROKER_URL", "memory://")
-CELERY_TASK_DEFAULT_QUEUE = "sms-bench"
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("BENCH_QUEUE", "sms-bench")
 
 LOGGING = {
     "version": 1,

@@ -23,9 +23,12 @@ class SmsServiceConfig(AppConfig):
         """Give the default admin index an SMS section (dashboard, review queue
         with its pending count, balances, export, API docs), unless the project
         chose its own index template or switched it off (``ADMIN_INDEX_SECTION``)."""
+        from django.apps import apps
         from django.contrib import admin
 
         from .conf import app_settings
 
+        if not apps.is_installed("django.contrib.admin"):
+            return  # an API-only project: no admin site to add to
         if app_settings.ADMIN_INDEX_SECTION and admin.site.index_template is None:
             admin.site.index_template = "sms_service/admin/index.html"
