@@ -22,6 +22,9 @@ from .conf import app_settings
 logger = logging.getLogger(__name__)
 
 _process = LocMemCache("sms_service.process", {"OPTIONS": {"MAX_ENTRIES": 5000}})
+#: This process's cache, for callers that keep entries of another shared cache
+#: in front of it (same bound, cleared by :func:`clear_process`).
+process_cache = _process
 
 
 def get(key: str) -> Any:

@@ -3,7 +3,8 @@
 Cache invalidation has one mechanism: the models whose rows are cached are
 listed in :func:`connect`, and saving or deleting one drops the cache entries
 built from it (:func:`sms_service.caching.forget`): the app's API view for apps,
-signatures and fixed-code numbers, the price table for prices. Changes made with
+signatures and fixed-code numbers, the price table for prices, an app's
+webhook subscriptions for webhooks. Changes made with
 ``QuerySet.update()`` send no signal and wait for the entries to expire.
 """
 
@@ -35,11 +36,17 @@ def _forget_prices(sender: Any, **kwargs: Any) -> None:
     forget_prices()
 
 
+def _forget_webhooks(sender: Any, instance: Any, **kwargs: Any) -> None:
+    from .services.webhooks import forget_subscriptions
+
+    forget_subscriptions(instance.app_id)
+
+
 def connect() -> None:
-    from .models import App, FixedCodeNumber, Price, Signature
+    from .models import App, FixedCodeNumber, Price, Signature, Webhook
 
     cached = [(App, _forget_app), (Signature, _forget_app), (FixedCodeNumber, _forget_app),
-              (Price, _forget_prices)]
+              (Price, _forget_prices), (Webhook, _forget_webhooks)]
     for model, forget in cached:
         post_save.connect(forget, sender=model, dispatch_uid=f"sms_forget_{model.__name__}")
         post_delete.connect(forget, sender=model,

@@ -29,3 +29,34 @@ def run(model: type[models.Model], sql: str, params: list[Any], *, fetch: bool =
     with connection.cursor() as cursor:
         cursor.execute(sql.format(table=ops.quote_name(model._meta.db_table)), adapted)
         return cursor.fetchone() if fetch else cursor.rowcount
+
+
+def insert_from(obj: models.Model, connection: Any, source: str,
+                computed: dict[str, str] | None = None) -> tuple[str, list[Any]]:
+    """``INSERT INTO <table> (<columns>) SELECT <values> FROM <source>`` for the
+    unsaved ``obj`` (PostgreSQL, inside a WITH), with its params.
+
+    Every concrete field but the primary key, prepared as ``save()`` prepares it
+    (``auto_now`` included); each value is cast to its column's type, since a
+    SELECT list does not take its types from the target columns. ``computed``
+    gives SQL for some columns instead (``{"message_id": "m.id"}``).
+    """
+    computed = computed or {}
+    ops = connection.ops
+    columns, values, params = [], [], []
+    for field in obj._meta.concrete_fields:
+        if field.primary_key:
+            continue
+        columns.append(ops.quote_name(field.column))
+        if field.column in computed:
+            values.append(computed[field.column])
+            continue
+        value = field.get_db_prep_save(field.pre_save(obj, True), connection=connection)
+        cast = field.cast_db_type(connection)
+        # Text goes in as text: the column's own length check then refuses what
+        # an explicit CAST to varchar(n) would silently cut.
+        values.append(f"CAST(%s AS {'text' if cast.startswith('varchar') else cast})")
+        params.append(value)
+    sql = (f"INSERT INTO {ops.quote_name(obj._meta.db_table)} ({', '.join(columns)}) "
+           f"SELECT {', '.join(values)} FROM {source}")
+    return sql, params

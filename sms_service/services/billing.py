@@ -193,23 +193,36 @@ def hold(*, message: Message) -> None:
     the message back too. Raises :class:`InsufficientBalanceError` (160) or
     :class:`AppThresholdExceededError` (154, daily spend cap).
     """
+    statement = hold_statement(message=message)
+    if statement is None:
+        return
+    taken = sql.run(App, *statement)
+    if not taken:
+        raise refusal(app_pk=message.app_id, cost=message.cost)
+    hold_entry(message=message).save()
+    after_hold(message=message)
+
+
+def hold_statement(*, message: Message) -> tuple[str, list[Any]] | None:
+    """The hold's conditional UPDATE of the app row (``{table}`` unformatted) and
+    its params; None when the message costs nothing."""
     cost = message.cost
     if not cost or cost <= 0:
-        return
-    app = message.app
+        return None
     today = timezone.localdate()
-    taken = sql.run(App, _HOLD, [cost, today, cost, today, app.pk, cost, today, cost])
-    if not taken:
-        raise _refusal(app_pk=app.pk, cost=cost)
-    LedgerEntry.objects.create(
-        app_id=app.pk,
-        kind=LedgerKind.HOLD,
-        amount=-cost,
-        held_change=cost,
-        message=message,
-    )
-    if app.balance_alert_threshold is not None:
-        _arm_balance_alert(app_pk=app.pk)
+    return _HOLD, [cost, today, cost, today, message.app_id, cost, today, cost]
+
+
+def hold_entry(*, message: Message) -> LedgerEntry:
+    """The hold's ledger entry, unsaved."""
+    return LedgerEntry(app_id=message.app_id, kind=LedgerKind.HOLD, amount=-message.cost,
+                       held_change=message.cost, message=message)
+
+
+def after_hold(*, message: Message) -> None:
+    """What follows a hold that was taken: the balance alert, when it is due."""
+    if message.app.balance_alert_threshold is not None:
+        _arm_balance_alert(app_pk=message.app_id)
 
 
 # The hold as one conditional UPDATE, written out (see sms_service.sql): take
@@ -226,7 +239,8 @@ _HOLD = (
 )
 
 
-def _refusal(*, app_pk: int, cost: Decimal) -> Exception:
+def refusal(*, app_pk: int, cost: Decimal) -> Exception:
+    """Why a hold was not taken: the balance (160) or the daily spend cap (154)."""
     row = App.objects.filter(pk=app_pk).values("balance").first()
     if row is None or row["balance"] < cost:
         return InsufficientBalanceError()

@@ -61,6 +61,24 @@ def issue_code(
     retries its transaction with a new draw after retiring the row in the way if
     it has expired.
     """
+    issued = new_code(app=app, phone=phone, purpose=purpose, ttl_minutes=ttl_minutes,
+                      fixed_code=fixed_code, data=data)
+    row = issued.row
+    try:
+        (row.pk,) = sql.run(VerificationCode, _ISSUE, [
+            app.pk, phone, purpose, row.digest, row.lookup, row.status, row.expires_at,
+            row.created_at, row.data,
+        ], fetch=True)
+    except IntegrityError as exc:
+        raise CodeCollisionError(app=app, purpose=purpose, lookup=row.lookup) from exc
+    row._state.adding = False
+    return issued
+
+
+def new_code(*, app: App, phone: str, purpose: str, ttl_minutes: int,
+             fixed_code: str | None = None, data: dict | None = None) -> IssuedCode:
+    """A drawn code and its unsaved row (see :func:`issue_code`, which stores it;
+    the one-statement send stores it with :data:`UPSERT`)."""
     now = timezone.now()
     code = fixed_code or generate_code(app=app, phone=phone, purpose=purpose)
     # A fixed code is shared knowledge: bind its lookup to the number so it never
@@ -81,14 +99,6 @@ def issue_code(
         used_at=None,
         data=data or {},
     )
-    try:
-        (row.pk,) = sql.run(VerificationCode, _ISSUE, [
-            app.pk, phone, purpose, row.digest, row.lookup, row.status, row.expires_at,
-            row.created_at, row.data,
-        ], fetch=True)
-    except IntegrityError as exc:
-        raise CodeCollisionError(app=app, purpose=purpose, lookup=lookup) from exc
-    row._state.adding = False
     return IssuedCode(code=code, row=row, is_test=fixed_code is not None)
 
 
@@ -106,13 +116,17 @@ def generate_code(*, app: App, phone: str, purpose: str) -> str:
 
 # The send's statement, written out (see sms_service.sql): a new row, or the
 # number's row for that purpose overwritten with the new code.
-_ISSUE = (
-    "INSERT INTO {table} (app_id, phone, purpose, digest, lookup, status, attempts, "
-    "expires_at, created_at, used_at, data) VALUES (%s, %s, %s, %s, %s, %s, 0, %s, %s, NULL, %s) "
+#: What an INSERT of a code row does when the number has one for that purpose.
+UPSERT = (
     "ON CONFLICT (app_id, phone, purpose) DO UPDATE SET digest = excluded.digest, "
     "lookup = excluded.lookup, status = excluded.status, attempts = 0, "
     "expires_at = excluded.expires_at, created_at = excluded.created_at, used_at = NULL, "
     "data = excluded.data RETURNING id"
+)
+_ISSUE = (
+    "INSERT INTO {table} (app_id, phone, purpose, digest, lookup, status, attempts, "
+    "expires_at, created_at, used_at, data) VALUES (%s, %s, %s, %s, %s, %s, 0, %s, %s, NULL, %s) "
+    + UPSERT
 )
 
 

@@ -26,7 +26,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from .. import signals
+from .. import caching, signals
 from ..conf import DEFAULTS, app_settings
 from ..exceptions import CountryNotAllowedError, SendingHeldBackError
 from ..models import App, PumpingBlock
@@ -97,21 +97,29 @@ def _blocks_key(app: App) -> str:
 def active_blocks(app: App) -> set[tuple[str, str]]:
     """(scope, value) of the app's active blocks; cached, dropped on change."""
     key = _blocks_key(app)
-    try:
-        cached = _cache().get(key)
-    except Exception:  # noqa: BLE001 - fall back to the database
-        cached = None
-    if cached is not None:
-        return {tuple(item) for item in cached}
-    rows = list(PumpingBlock.objects.active().filter(app=app).values_list("scope", "value"))
-    try:
-        _cache().set(key, rows, timeout=300)
-    except Exception:  # noqa: BLE001
-        pass
-    return {tuple(item) for item in rows}
+    # Kept in this process too for PROCESS_CACHE_SECONDS, like the app itself: a
+    # block written elsewhere reaches this process within that bound.
+    local = app_settings.PROCESS_CACHE_SECONDS
+    cached = caching.process_cache.get(key) if local > 0 else None
+    if cached is None:
+        try:
+            cached = _cache().get(key)
+        except Exception:  # noqa: BLE001 - fall back to the database
+            cached = None
+        if cached is None:
+            cached = list(PumpingBlock.objects.active().filter(app=app)
+                          .values_list("scope", "value"))
+            try:
+                _cache().set(key, cached, timeout=300)
+            except Exception:  # noqa: BLE001
+                pass
+        if local > 0:
+            caching.process_cache.set(key, cached, local)
+    return {tuple(item) for item in cached}
 
 
 def _forget_blocks(app: App) -> None:
+    caching.process_cache.delete(_blocks_key(app))
     try:
         _cache().delete(_blocks_key(app))
     except Exception:  # noqa: BLE001
@@ -135,14 +143,48 @@ def _key(app: App, what: str, scope: str, value: str, bucket: int) -> str:
     return f"sms_service:pumping:{app.pk}:{what}:{scope}:{value}:{bucket}"
 
 
-def _bump(keys: list[str], timeout: int) -> None:
+def _bump(keys: list[str], timeout: int, read: list[str] = ()) -> dict[str, int]:
+    """Add one to each of ``keys`` (created with ``timeout``), then read the
+    counters ``read``: ``{key: value}`` of those that exist.
+
+    On Redis (django-redis or Django's own backend) all of it is one pipelined
+    round trip; any other cache gets the same through its generic calls.
+    """
     cache = _cache()
+    pipe = _redis_pipeline(cache, keys[0] if keys else "")
+    if pipe is None:
+        for key in keys:
+            cache.add(key, 0, timeout=timeout)
+            try:
+                cache.incr(key)
+            except ValueError:  # expired between add and incr
+                cache.set(key, 1, timeout=timeout)
+        return {k: int(v) for k, v in cache.get_many(list(read)).items()} if read else {}
+    make_key = cache.make_and_validate_key
     for key in keys:
-        cache.add(key, 0, timeout=timeout)
-        try:
-            cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.set(key, 1, timeout=timeout)
+        raw = make_key(key)
+        pipe.set(raw, 0, ex=timeout, nx=True)
+        pipe.incr(raw)
+    if read:
+        pipe.mget([make_key(key) for key in read])
+    results = pipe.execute()
+    if not read:
+        return {}
+    return {key: int(value) for key, value in zip(read, results[-1], strict=True)
+            if value is not None}
+
+
+def _redis_pipeline(cache, key: str) -> Any:
+    """A pipeline on the cache's Redis client (counters are stored as plain
+    integers by both Redis backends), or None for another kind of cache."""
+    client = getattr(cache, "client", None)  # django-redis
+    if client is not None and hasattr(client, "get_client"):
+        return client.get_client(write=True).pipeline(transaction=False)
+    inner = getattr(cache, "_cache", None)  # django.core.cache.backends.redis
+    if inner is not None and type(inner).__name__ == "RedisCacheClient":
+        return inner.get_client(cache.make_and_validate_key(key), write=True).pipeline(
+            transaction=False)
+    return None
 
 
 def _scopes(app: App, phone: str, region: str, config: dict[str, Any]) -> list[tuple[str, str]]:
@@ -167,9 +209,16 @@ def record_sent(*, app: App, phone: str, region: str) -> PumpingBlock | None:
     config = settings_for(app)
     now = time.time()
     try:
-        _bump(_counter_keys(app, "sent", phone, region, config, now),
-              timeout=int(config["BASELINE_SECONDS"]) + 3600)
-        return _evaluate(app=app, phone=phone, region=region, config=config, now=now)
+        # The window counters of the range and the country are read in the
+        # same round trip as the bump (they include this send).
+        scopes = _evaluated_scopes(phone, region, config)
+        read = [key for scope, value, _ in scopes
+                for key in _share_keys(app, scope, value, int(config["WINDOW_SECONDS"]),
+                                       int(config["BUCKET_SECONDS"]), now)]
+        found = _bump(_counter_keys(app, "sent", phone, region, config, now),
+                      timeout=int(config["BASELINE_SECONDS"]) + 3600, read=read)
+        return _evaluate(app=app, phone=phone, region=region, config=config, now=now,
+                         found=found)
     except Exception:  # noqa: BLE001 - counting must never fail a send
         logger.exception("pumping counters unavailable for app %s", app.pk)
         return None
@@ -190,17 +239,27 @@ def record_verified(*, app: App, phone: str) -> None:
         logger.exception("pumping counters unavailable for app %s", app.pk)
 
 
-def share(*, app: App, scope: str, value: str, seconds: int, slice_seconds: int,
-          now: float | None = None) -> Share:
-    """Codes sent and verified for (scope, value) over the last ``seconds``."""
-    now = time.time() if now is None else now
+def _share_keys(app: App, scope: str, value: str, seconds: int, slice_seconds: int,
+                now: float) -> list[str]:
+    """The sent counters then the verified counters of (scope, value) over the
+    last ``seconds``."""
     last = int(now // slice_seconds)
     buckets = range(last - seconds // slice_seconds + 1, last + 1)
-    sent_keys = [_key(app, "sent", scope, value, b) for b in buckets]
-    verified_keys = [_key(app, "verified", scope, value, b) for b in buckets]
-    found = _cache().get_many(sent_keys + verified_keys)
-    return Share(sent=sum(int(found.get(k) or 0) for k in sent_keys),
-                 verified=sum(int(found.get(k) or 0) for k in verified_keys))
+    return ([_key(app, "sent", scope, value, b) for b in buckets]
+            + [_key(app, "verified", scope, value, b) for b in buckets])
+
+
+def share(*, app: App, scope: str, value: str, seconds: int, slice_seconds: int,
+          now: float | None = None, found: dict[str, int] | None = None) -> Share:
+    """Codes sent and verified for (scope, value) over the last ``seconds``
+    (from ``found`` when the counters were read already)."""
+    now = time.time() if now is None else now
+    keys = _share_keys(app, scope, value, seconds, slice_seconds, now)
+    if found is None:
+        found = _cache().get_many(keys)
+    half = len(keys) // 2
+    return Share(sent=sum(int(found.get(k) or 0) for k in keys[:half]),
+                 verified=sum(int(found.get(k) or 0) for k in keys[half:]))
 
 
 def baseline(*, app: App, config: dict[str, Any], now: float, excluding: Share) -> float:
@@ -215,14 +274,17 @@ def baseline(*, app: App, config: dict[str, Any], now: float, excluding: Share) 
     return rest.ratio
 
 
-def _evaluate(*, app, phone, region, config, now) -> PumpingBlock | None:
+def _evaluated_scopes(phone: str, region: str, config: dict[str, Any]) -> list[tuple]:
+    """(scope, value, minimum volume) of the windows a send is judged on."""
+    return [(Scope.RANGE, number_range(phone, config), int(config["RANGE_MIN_VOLUME"])),
+            (Scope.COUNTRY, region, int(config["COUNTRY_MIN_VOLUME"]))]
+
+
+def _evaluate(*, app, phone, region, config, now, found=None) -> PumpingBlock | None:
     window, bucket = int(config["WINDOW_SECONDS"]), int(config["BUCKET_SECONDS"])
-    for scope, value, minimum in (
-        (Scope.RANGE, number_range(phone, config), int(config["RANGE_MIN_VOLUME"])),
-        (Scope.COUNTRY, region, int(config["COUNTRY_MIN_VOLUME"])),
-    ):
+    for scope, value, minimum in _evaluated_scopes(phone, region, config):
         current = share(app=app, scope=scope, value=value, seconds=window,
-                        slice_seconds=bucket, now=now)
+                        slice_seconds=bucket, now=now, found=found)
         if current.sent < minimum:
             continue
         base = baseline(app=app, config=config, now=now, excluding=current)

@@ -29,7 +29,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .. import __version__
+from .. import __version__, caching
 from ..conf import app_settings
 from ..models import App, Webhook, WebhookDelivery, WebhookDeliveryStatus
 from . import taskqueue
@@ -76,6 +76,29 @@ def verify_signature(
 # --- emitting ----------------------------------------------------------------------
 
 
+def _subscriptions_key(app_pk: int) -> str:
+    return f"sms_service:webhooks:{app_pk}"
+
+
+def subscriptions(app_pk: int) -> list[tuple[int, list[str]]]:
+    """``(webhook pk, events)`` of the app's active webhooks (no events: all).
+
+    Read on every event (every verified code), so kept in the caches like the
+    app itself; saving or deleting a webhook drops the entry (see
+    :mod:`sms_service.receivers`)."""
+    return caching.read_through(
+        _subscriptions_key(app_pk),
+        lambda: [(pk, list(events or [])) for pk, events in
+                 Webhook.objects.filter(app_id=app_pk, is_active=True)
+                 .order_by("pk").values_list("pk", "events")],
+        300,
+    )
+
+
+def forget_subscriptions(app_pk: int) -> None:
+    caching.forget(_subscriptions_key(app_pk))
+
+
 def emit(*, app: App | int, event: str, data: dict[str, Any]) -> list[WebhookDelivery]:
     """Queue ``event`` for every active webhook of ``app`` that wants it.
 
@@ -83,7 +106,7 @@ def emit(*, app: App | int, event: str, data: dict[str, Any]) -> list[WebhookDel
     are handed to Celery after commit (never for a rolled-back transaction).
     """
     app_pk = app if isinstance(app, int) else app.pk
-    hooks = [w for w in Webhook.objects.filter(app_id=app_pk, is_active=True) if w.wants(event)]
+    hooks = [pk for pk, events in subscriptions(app_pk) if not events or event in events]
     if not hooks:
         return []
     app_id = app.app_id if isinstance(app, App) else (
@@ -97,7 +120,7 @@ def emit(*, app: App | int, event: str, data: dict[str, Any]) -> list[WebhookDel
         "data": data,
     }
     deliveries = [
-        WebhookDelivery.objects.create(webhook=hook, event=event, payload=payload)
+        WebhookDelivery.objects.create(webhook_id=hook, event=event, payload=payload)
         for hook in hooks
     ]
     for delivery in deliveries:
