@@ -29,6 +29,45 @@ def test_every_post_documents_a_json_request_body(schema):
     assert "mobilePhoneNumber" in schema["components"]["schemas"][ref]["properties"]
 
 
+#: Operations whose success is 201 Created, as LeanCloud answers a sign-up.
+CREATED_ONLY = {("/1.1/users", "post"), ("/1.1/classes/_User", "post")}
+
+
+def test_every_post_and_put_has_a_request_body_and_every_operation_a_success_schema(
+        schema):
+    methods = set()
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            methods.add(method)
+            where = f"{method.upper()} {path}"
+            if method in ("post", "put"):
+                assert "application/json" in operation["requestBody"]["content"], where
+            status = "201" if (path, method) in CREATED_ONLY else "200"
+            success = operation["responses"][status]["content"]["application/json"]
+            assert success["schema"], where
+    assert {"get", "post", "put"} <= methods
+
+
+def test_both_user_update_routes_document_their_body(schema):
+    for path in ("/1.1/users/{object_id}", "/1.1/classes/_User/{object_id}"):
+        body = schema["paths"][path]["put"]["requestBody"]["content"]["application/json"]
+        ref = body["schema"]["$ref"].rsplit("/", 1)[-1]
+        fields = schema["components"]["schemas"][ref]["properties"]
+        assert {"username", "password", "email", "mobilePhoneNumber"} <= set(fields), path
+        ok = schema["paths"][path]["put"]["responses"]["200"]["content"]["application/json"]
+        ref = ok["schema"]["$ref"].rsplit("/", 1)[-1]
+        assert set(schema["components"]["schemas"][ref]["properties"]) == {
+            "objectId", "updatedAt"}
+
+
+def test_operation_ids_are_unique_and_named_after_leancloud(schema):
+    ids = [operation["operationId"] for operations in schema["paths"].values()
+           for operation in operations.values()]
+    assert len(ids) == len(set(ids))
+    assert not [i for i in ids if i[-2:-1] == "_" and i[-1].isdigit()]  # no numeral suffixes
+    assert {"signUp", "login", "updateUser", "classesUserUpdateUser"} <= set(ids)
+
+
 def test_successes_answer_an_empty_object(schema):
     for path in ("/1.1/requestSmsCode", "/1.1/verifySmsCode/{code}"):
         ok = schema["paths"][path]["post"]["responses"]["200"]

@@ -102,7 +102,16 @@ class LeanCloudSchema(AutoSchema):
     """Operation ids are LeanCloud's endpoint names (``view.operation_id``)."""
 
     def get_operation_id(self) -> str:
-        return getattr(self.view, "operation_id", "") or super().get_operation_id()
+        # One name per view, or per method ({"get": ..., "put": ...}); a view also
+        # routed under /classes/_User (LeanCloud's object API) is told apart there.
+        name = getattr(self.view, "operation_id", "")
+        if isinstance(name, dict):
+            name = name.get(self.method.lower(), "")
+        if not name:
+            return super().get_operation_id()
+        if "/classes/" in self.path:
+            return "classesUser" + name[:1].upper() + name[1:]
+        return name
 
     def get_tags(self) -> list[str]:
         return ["LeanCloud API"]
@@ -127,7 +136,8 @@ class LeanCloudView(APIView):
     parser_classes: list = []
     # Documented with drf-spectacular whatever the host's DEFAULT_SCHEMA_CLASS is.
     schema = LeanCloudSchema()
-    operation_id = ""
+    #: The operation id in the API docs: one name, or one per method.
+    operation_id: str | dict[str, str] = ""
 
     body: dict[str, Any]
 

@@ -144,7 +144,7 @@ class UsersView(UserApiView):
 class LoginView(UserApiView):
     """Log in with username / email / number and password, or number and SMS code."""
 
-    operation_id = "login"
+    operation_id = {"post": "login", "get": "loginWithQuery"}
 
     def post(self, request: Request) -> Response:
         return self._login(self.body)
@@ -176,11 +176,31 @@ class MeView(UserApiView):
         return Response(member_json(self.session_member(), self.session_token()))
 
 
-@extend_schema(responses={200: _USER, 400: _ERROR, 403: _ERROR})
+_UPDATE_USER = inline_serializer("UpdateUser", {
+    "username": serializers.CharField(required=False),
+    "password": serializers.CharField(required=False),
+    "email": serializers.CharField(required=False, allow_null=True),
+    "mobilePhoneNumber": serializers.CharField(
+        required=False, allow_null=True,
+        help_text="A new number is unverified until its code is checked; null or an "
+                  "empty string removes the number."),
+})
+_UPDATED = inline_serializer("UserUpdated", {
+    "objectId": serializers.CharField(), "updatedAt": serializers.CharField(),
+})
+
+
+@extend_schema(methods=["GET"], request=None,
+               responses={200: _USER, 400: _ERROR, 403: _ERROR})
+@extend_schema(
+    methods=["PUT"], request=_UPDATE_USER, responses={200: _UPDATED, 400: _ERROR, 403: _ERROR},
+    description='Only the keys sent change. Every other key is a user field; '
+                '{"__op": "Delete"} as a value removes that field.',
+)
 class UserDetailView(UserApiView):
     """Read or change one's own record (its session, or the master key)."""
 
-    operation_id = "user"
+    operation_id = {"get": "getUser", "put": "updateUser"}
 
     def get(self, request: Request, object_id: str) -> Response:
         member, token = self.own_member(object_id)
@@ -207,7 +227,9 @@ class UpdatePasswordView(UserApiView):
         return Response(member_json(member, token))
 
 
-@extend_schema(request=None, responses={200: _USER, 400: _ERROR, 403: _ERROR})
+@extend_schema(request={"application/json": {"type": "object", "maxProperties": 0}},
+               responses={200: _USER, 400: _ERROR, 403: _ERROR},
+               description="No body, or {}.")
 class RefreshSessionTokenView(UserApiView):
     """End every session of the member and answer a new token."""
 
@@ -292,7 +314,7 @@ class VerifyMobilePhoneView(UserApiView):
 class ResetPasswordView(UserApiView):
     """PUT (SDKs) or POST (the Go SDK); the JS SDK sends only the password."""
 
-    operation_id = "resetPasswordBySmsCode"
+    operation_id = {"put": "resetPasswordBySmsCode", "post": "resetPasswordBySmsCodePost"}
 
     def put(self, request: Request, code: str) -> Response:
         users.reset_password(app=self.app, code=code, password=self.body.get("password"),
