@@ -41,6 +41,7 @@ test: install
 lint: install
 	$(BIN)/ruff check sms_service tests example_project benchmarks
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 migrations-check: install
 	DJANGO_DEBUG=1 $(BIN)/python manage.py makemigrations sms_service --check --dry-run

@@ -8,7 +8,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import Error, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import connections
 from django.utils.module_loading import import_string
 
@@ -46,7 +46,7 @@ def check_adapter(app_configs=None, **kwargs):
     if not isinstance(adapter, type):
         return [Error(f'SMS_SERVICE["ADAPTER"] must name a class, not {path!r}.',
                       id="sms_service.E009")]
-    errors = []
+    errors: list[CheckMessage] = []
     for feature, enabled, hooks in ADAPTER_HOOKS:
         missing = [hook for hook in hooks if not callable(getattr(adapter, hook, None))]
         if missing and enabled():
@@ -63,7 +63,7 @@ logger = logging.getLogger(__name__)
 
 @register(Tags.compatibility)
 def check_settings(app_configs=None, **kwargs):
-    errors = []
+    errors: list[CheckMessage] = []
     backends = app_settings.BACKENDS
     if not isinstance(backends, dict) or "default" not in backends:
         return [Error('SMS_SERVICE["BACKENDS"] needs a "default" alias.', id="sms_service.E001")]
@@ -124,7 +124,7 @@ def check_broker(app_configs=None, **kwargs):
     imports): otherwise every send answers 200 and stays ``queued``."""
     if not app_settings.ASYNC:
         return []
-    errors = []
+    errors: list[CheckMessage] = []
     for url in _broker_urls():
         scheme = url.split("://", 1)[0]
         try:
@@ -164,7 +164,7 @@ def _broker_urls() -> list[str]:
 
 def _check_twilio(backends: dict) -> list:
     """Twilio aliases: calls need a caller number; receipts need a public URL."""
-    found = []
+    found: list[CheckMessage] = []
     voice_alias = app_settings.CHANNEL_BACKENDS.get("voice", "default")
     for alias, config in backends.items():
         if not str(config.get("BACKEND", "")).endswith("twilio.TwilioBackend"):
@@ -200,7 +200,7 @@ def check_setting_values(app_configs=None, **kwargs):
 
 
 def _unknown_and_mistyped() -> list:
-    found = []
+    found: list[CheckMessage] = []
     for name, value in app_settings.user_settings.items():
         if name not in DEFAULTS:
             found.append(Error(f'SMS_SERVICE["{name}"] is not a setting of sms_service.',
@@ -232,7 +232,7 @@ _TYPE_NAMES: dict[Any, str] = {bool: "True or False", int: "a whole number", str
 
 
 def _check_choices() -> list:
-    found = []
+    found: list[CheckMessage] = []
     if app_settings.OVERDUE_POLICY not in OVERDUE_POLICIES:
         found.append(Error(
             f'SMS_SERVICE["OVERDUE_POLICY"] must be one of {", ".join(OVERDUE_POLICIES)}, '
@@ -250,7 +250,7 @@ def _check_choices() -> list:
 
 
 def _check_prices() -> list:
-    found = []
+    found: list[CheckMessage] = []
     for channel, price in app_settings.DEFAULT_UNIT_PRICES.items():
         try:
             valid = channel in CHANNELS and Decimal(str(price)) >= 0 and not isinstance(
@@ -270,7 +270,7 @@ def _check_prices() -> list:
 def _check_windows() -> list:
     """RATE_LIMITS and USER_IP_LIMITS: the shape the limiter reads."""
     limits = app_settings.RATE_LIMITS
-    found = []
+    found: list[str] = []
     for key in ("app_number_interval", "signature_number_interval"):
         if not _whole(limits.get(key), minimum=0):
             found.append(f'["{key}"] must be a number of seconds')
@@ -317,7 +317,7 @@ def _check_secret_keys() -> list:
 def check_database(app_configs=None, **kwargs):
     """The written-out SQL (INSERT ... ON CONFLICT ... RETURNING) needs PostgreSQL or
     SQLite 3.35 or newer (known without connecting)."""
-    found = []
+    found: list[CheckMessage] = []
     for alias in settings.DATABASES:
         connection = connections[alias]
         vendor = connection.vendor

@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from typing import Any
 
 from django.contrib.auth.hashers import BasePasswordHasher, mask_hash
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext_noop as _
+
+from ._types import StrOrPromise
 
 #: Extra SHA-512 rounds after the first (LeanCloud's scheme).
 ROUNDS = 512
@@ -56,7 +59,7 @@ class LeanCloudPasswordHasher(BasePasswordHasher):
     algorithm = "leancloud_sha512"
 
     def encode(self, password: str, salt: str) -> str:
-        self._check_encode_args(password, salt)
+        self._check_encode_args(password, salt)  # type: ignore[attr-defined]  # not in the stubs
         return f"{self.algorithm}${salt}${_kept(_digest(password, salt))}"
 
     @classmethod
@@ -86,7 +89,7 @@ class LeanCloudPasswordHasher(BasePasswordHasher):
         return constant_time_compare(_kept(_digest(password, decoded["salt"])),
                                      decoded["hash"])
 
-    def safe_summary(self, encoded: str) -> dict[str, str]:
+    def safe_summary(self, encoded: str) -> dict[StrOrPromise, Any]:
         decoded = self.decode(encoded)
         return {
             _("algorithm"): decoded["algorithm"],

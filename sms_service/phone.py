@@ -81,7 +81,7 @@ def parse_phone(raw: object) -> PhoneNumber:
     return PhoneNumber(
         e164=phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164),
         region=region,
-        country_code=parsed.country_code,
+        country_code=parsed.country_code or 0,
         number_type=phonenumbers.number_type(parsed),
     )
 

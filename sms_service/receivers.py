@@ -11,9 +11,13 @@ webhook subscriptions for webhooks. Changes made with
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from django.db.models.signals import post_delete, post_save
+
+if TYPE_CHECKING:
+    from django.db import models
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +49,10 @@ def _forget_webhooks(sender: Any, instance: Any, **kwargs: Any) -> None:
 def connect() -> None:
     from .models import App, FixedCodeNumber, Price, Signature, Webhook
 
-    cached = [(App, _forget_app), (Signature, _forget_app), (FixedCodeNumber, _forget_app),
-              (Price, _forget_prices), (Webhook, _forget_webhooks)]
+    cached: list[tuple[type[models.Model], Callable[..., None]]] = [
+        (App, _forget_app), (Signature, _forget_app), (FixedCodeNumber, _forget_app),
+        (Price, _forget_prices), (Webhook, _forget_webhooks),
+    ]
     for model, forget in cached:
         post_save.connect(forget, sender=model, dispatch_uid=f"sms_forget_{model.__name__}")
         post_delete.connect(forget, sender=model,

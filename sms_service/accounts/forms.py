@@ -82,6 +82,9 @@ class AccountForm(forms.Form):
     are not required for it.
     """
 
+    #: Django's error store (None until the form is cleaned); not in the stubs.
+    _errors: ErrorDict | None
+
     send_fields: tuple[str, ...] = ("phone",)
     error_css_class = "has-error"
     required_css_class = "required"
@@ -114,9 +117,9 @@ class AccountForm(forms.Form):
             finally:
                 for name, field in self.fields.items():
                     field.required = required[name]
-            for name in list(self._errors):
+            for name in list(self.errors):
                 if name not in self.send_fields and not name.startswith("captcha"):
-                    del self._errors[name]
+                    del self.errors[name]
         else:
             super().full_clean()
         self.describe_errors()
@@ -187,7 +190,7 @@ class ResetPasswordForm(AccountForm):
                    "password_again"]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         first, second = data.get("password"), data.get("password_again")
         if first and second and first != second:
             self.add_error("password_again", _("The two passwords differ."))

@@ -10,13 +10,20 @@ except passwords and codes.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+    QueryDict,
+)
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.decorators import method_decorator
@@ -78,7 +85,7 @@ class AccountView(View):
 
     app: App
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         self.app = get_site_app()
         return super().dispatch(request, *args, **kwargs)
 
@@ -176,10 +183,11 @@ class AccountView(View):
 
         challenge = captcha_service.request_captcha(app=self.app,
                                                     client_ip=client_ip(self.request))
-        form.data = form.data.copy() if form.is_bound else form.data
         if form.is_bound:
-            form.data["captcha_token"] = challenge.token
-            form.data["captcha_answer"] = ""
+            data = cast(QueryDict, form.data).copy()  # a bound form holds request.POST
+            data["captcha_token"] = challenge.token
+            data["captcha_answer"] = ""
+            form.data = data
         else:
             form.initial["captcha_token"] = challenge.token
         return {"token": challenge.token, "image": challenge.path}
@@ -293,6 +301,10 @@ class ResetPasswordView(AccountView):
 class MemberRequiredMixin(LoginRequiredMixin):
     """Logged in; the page then works on the user's membership of the site app."""
 
+    if TYPE_CHECKING:  # provided by AccountView, which follows this mixin
+
+        def member(self) -> AppUser | None: ...
+
     def get_login_url(self) -> str:
         return reverse("sms_service_accounts:login")
 
@@ -344,7 +356,9 @@ class ChangePhoneView(MemberRequiredMixin, AccountView):
         return self.redirect_after(reverse("sms_service_accounts:change-phone"))
 
     def required_member(self) -> AppUser:
-        return users.member_for_user(app=self.app, user=self.request.user, required=True)
+        member = users.member_for_user(app=self.app, user=self.request.user, required=True)
+        assert member is not None  # required=True raises instead of returning None
+        return member
 
 
 @method_decorator([never_cache, csrf_protect], name="dispatch")

@@ -201,7 +201,7 @@ class LedgerEntryAdmin(_ReadOnlyAdmin):
         context = {
             **self.admin_site.each_context(request),
             "title": _("Confirm: %(kind)s for %(app)s") % {
-                "kind": dict(MoneyForm.base_fields["kind"].choices)[data["kind"]],
+                "kind": MONEY_OPERATIONS[data["kind"]],
                 "app": app.name},
             "opts": self.model._meta,
             "app": app,
@@ -232,14 +232,15 @@ class LedgerEntryAdmin(_ReadOnlyAdmin):
         )
 
 
+#: The operations of the money form, with their labels.
+MONEY_OPERATIONS = {
+    LedgerKind.TOP_UP: _("Top-up"),
+    LedgerKind.ADJUSTMENT: _("Adjustment (signed)"),
+}
+
+
 class MoneyForm(forms.Form):
-    kind = forms.ChoiceField(
-        label=_("Operation"),
-        choices=[
-            (LedgerKind.TOP_UP, _("Top-up")),
-            (LedgerKind.ADJUSTMENT, _("Adjustment (signed)")),
-        ],
-    )
+    kind = forms.ChoiceField(label=_("Operation"), choices=list(MONEY_OPERATIONS.items()))
     amount = forms.DecimalField(label=_("Amount"), max_digits=16, decimal_places=4)
     reason = forms.CharField(
         label=_("Reason"),

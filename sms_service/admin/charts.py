@@ -10,6 +10,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from .._types import StrOrPromise
+
 #: Drawing area and margins, in SVG units (the SVG scales to its container).
 WIDTH, HEIGHT = 720, 240
 LEFT, RIGHT, TOP, BOTTOM = 64, 8, 12, 44
@@ -21,15 +23,15 @@ class Segment:
 
     value: float | Decimal | int
     colour: str
-    label: str
+    label: StrOrPromise
 
 
 @dataclass
 class Chart:
-    title: str
-    description: str
-    x_title: str
-    y_title: str
+    title: StrOrPromise
+    description: StrOrPromise
+    x_title: StrOrPromise
+    y_title: StrOrPromise
     width: int = WIDTH
     height: int = HEIGHT
     bars: list[dict[str, Any]] = field(default_factory=list)
@@ -67,10 +69,10 @@ def _nice_top(peak: float) -> float:
 def bar_chart(
     columns: Sequence[tuple[date, Sequence[Segment]]],
     *,
-    title: str,
-    description: str,
-    x_title: str,
-    y_title: str,
+    title: StrOrPromise,
+    description: StrOrPromise,
+    x_title: StrOrPromise,
+    y_title: StrOrPromise,
     fmt: Callable[[float], str] = lambda v: f"{v:g}",
 ) -> Chart:
     """Stacked bars, one per day, with a y axis of 0, ½ and the top value."""

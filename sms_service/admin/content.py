@@ -9,10 +9,11 @@ actions. Every state change is a POST and goes through
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Max, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
@@ -26,7 +27,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from ..models import Signature, Template, TemplateVersion
-from ..models.content import ReviewStatus
+from ..models.content import ReviewStatus, SignatureQuerySet
 from ..services import content, lint
 from .localtime import LocalTimesMixin
 
@@ -41,7 +42,13 @@ def _findings_context(findings: list[lint.Finding]) -> dict[str, Any]:
     return {"findings": findings, "has_errors": any(f.is_error for f in findings)}
 
 
-class ReviewActionsMixin:
+if TYPE_CHECKING:  # what the mixin relies on: it is mixed into ModelAdmin subclasses
+    _ModelAdmin = admin.ModelAdmin
+else:
+    _ModelAdmin = object
+
+
+class ReviewActionsMixin(_ModelAdmin):
     """Shared review plumbing: permission, decisions, bulk actions."""
 
     def has_review_permission(self, request: HttpRequest) -> bool:
@@ -77,8 +84,8 @@ class ReviewActionsMixin:
                 content.reject(item=item, reviewer=request.user, reason=reason)
                 self.message_user(request, _("Rejected %s.") % item, messages.WARNING)
         except (ValidationError, PermissionDenied) as exc:
-            text = _errors(exc) if isinstance(exc, ValidationError) else str(exc)
-            self.message_user(request, f"{item}: {text}", messages.ERROR)
+            error = _errors(exc) if isinstance(exc, ValidationError) else str(exc)
+            self.message_user(request, f"{item}: {error}", messages.ERROR)
             return False
         return True
 
@@ -120,7 +127,7 @@ class ReviewActionsMixin:
             "opts": self.model._meta,
             "items": items,
             "action": action,
-            "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
+            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
         }
         return TemplateResponse(request, "sms_service/admin/reject_selected.html", context)
 
@@ -192,11 +199,13 @@ class SignatureAdmin(ReviewActionsMixin, LocalTimesMixin, admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, extra)
 
     @admin.action(description=_("Approve selected signatures"), permissions=["review"])
-    def approve_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def approve_selected(self, request: HttpRequest, queryset: SignatureQuerySet) -> None:
         self._decide_many(request, list(queryset.pending()), "approve")
 
     @admin.action(description=_("Reject selected signatures…"), permissions=["review"])
-    def reject_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+    def reject_selected(
+        self, request: HttpRequest, queryset: SignatureQuerySet
+    ) -> HttpResponse | None:
         return self._reject_with_reason(request, list(queryset.pending()), "reject_selected")
 
     @admin.action(description=_("Make the default signature"), permissions=["change"])
@@ -253,12 +262,13 @@ class TemplateAdminForm(forms.ModelForm):
             if latest is not None:
                 self.fields["body"].initial = latest.body
                 self.fields["signature"].initial = latest.signature_id
-            self.fields["signature"].queryset = self.fields["signature"].queryset.filter(
-                app_id=instance.app_id
+            choice = cast(forms.ModelChoiceField, self.fields["signature"])
+            choice.queryset = Signature.objects.none() if choice.queryset is None else (
+                choice.queryset.filter(app_id=instance.app_id)
             )
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         app = data.get("app") or (self.instance.app if self.instance.app_id else None)
         signature = data.get("signature")
         if app is not None and signature is not None and signature.app_id != app.pk:
@@ -280,11 +290,10 @@ class TemplateVersionInline(LocalTimesMixin, admin.TabularInline):
     model = TemplateVersion
     extra = 0
     can_delete = False
-    fields = [
+    fields = readonly_fields = (
         "number", "status", "signature", "body", "rejection_reason", "override_reason",
         "submitted_by", "created_at", "reviewed_by", "reviewed_at", "provider_templates_link",
-    ]
-    readonly_fields = fields
+    )
     ordering = ["-number"]
 
     @admin.display(description=_("provider templates"))
@@ -332,11 +341,12 @@ class TemplateAdmin(ReviewActionsMixin, LocalTimesMixin, admin.ModelAdmin):
 
     @admin.display(description=_("Sending version"), ordering="live_number")
     def live(self, obj: Template) -> str:
-        return f"v{obj.live_number}" if obj.live_number else "—"
+        number = getattr(obj, "live_number", None)  # annotated by get_queryset
+        return f"v{number}" if number else "—"
 
     @admin.display(description=_("Awaiting review"), boolean=True)
     def pending(self, obj: Template) -> bool:
-        return bool(obj.pending_count)
+        return bool(getattr(obj, "pending_count", 0))  # annotated by get_queryset
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         if obj is None:
@@ -472,7 +482,8 @@ class TemplateAdmin(ReviewActionsMixin, LocalTimesMixin, admin.ModelAdmin):
             raise PermissionDenied
         body = request.POST.get("body", "")
         kind = request.POST.get("kind") or "notification"
-        signature = Signature.objects.filter(pk=request.POST.get("signature") or None).first()
+        signature_pk = request.POST.get("signature")
+        signature = Signature.objects.filter(pk=signature_pk).first() if signature_pk else None
         app = signature.app if signature else None
         try:
             samples = json.loads(request.POST.get("samples") or "{}")

@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
+from .._types import StrOrPromise
 from ..conf import app_settings
 from ..models import ProviderTemplate, PumpingBlock, TemplateVersion
 from ..services import provider_templates, pumping
@@ -72,8 +73,7 @@ class TemplateVersionAdmin(LocalTimesMixin, admin.ModelAdmin):
     """A version's page: its text (read-only, versions are immutable) and the
     provider templates it maps to, which stay editable."""
 
-    fields = ["template", "number", "status", "signature", "body"]
-    readonly_fields = fields
+    fields = readonly_fields = ("template", "number", "status", "signature", "body")
     list_display = ["__str__", "status"]
     list_filter = ["status"]
     search_fields = ["template__name", "body"]
@@ -110,7 +110,7 @@ class ActiveFilter(admin.SimpleListFilter):
     title = _("state")
     parameter_name = "state"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, StrOrPromise]]:
         return [("active", _("Holding back")), ("lifted", _("Lifted"))]
 
     def queryset(self, request: HttpRequest, queryset: Any) -> Any:
@@ -128,9 +128,8 @@ class PumpingBlockAdmin(LocalTimesMixin, admin.ModelAdmin):
     list_display = ["value", "scope", "app", "created_at", "refused", "active", "lifted_by"]
     list_filter = [ActiveFilter, "scope", "app"]
     list_select_related = ["app", "lifted_by"]
-    readonly_fields = ["app", "scope", "value", "reason", "stats", "refused", "created_at",
-                       "lifted_at", "lifted_by"]
-    fields = readonly_fields
+    fields = readonly_fields = ("app", "scope", "value", "reason", "stats", "refused",
+                                "created_at", "lifted_at", "lifted_by")
     actions = ["lift_blocks"]
 
     @admin.display(description=_("active"), boolean=True)

@@ -41,7 +41,7 @@ class RangeForm(forms.Form):
         self.fields["range"].initial = default
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         if data.get("range") == "custom":
             start, end = data.get("start"), data.get("end")
             if not start or not end:

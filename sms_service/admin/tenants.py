@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from .._types import StrOrPromise
 from ..models import (
     App,
     FixedCodeNumber,
@@ -50,8 +51,9 @@ class KeyRotationInline(LocalTimesMixin, admin.TabularInline):
     model = KeyRotation
     extra = 0
     can_delete = False
-    fields = ["created_at", "which", "actor", "via", "reason", "old_key_hint", "grace_until"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "created_at", "which", "actor", "via", "reason", "old_key_hint", "grace_until"
+    )
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("app", "actor")
@@ -186,8 +188,7 @@ class MessageEventInline(LocalTimesMixin, admin.TabularInline):
     model = MessageEvent
     extra = 0
     can_delete = False
-    readonly_fields = ["created_at", "status", "description", "detail"]
-    fields = readonly_fields
+    fields = readonly_fields = ("created_at", "status", "description", "detail")
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -225,7 +226,7 @@ class MessageAdmin(LocalTimesMixin, admin.ModelAdmin):
         return money(obj.cost)
 
     @admin.display(description=_("Next attempt"))
-    def next_attempt(self, obj: Message) -> str:
+    def next_attempt(self, obj: Message) -> StrOrPromise:
         if obj.next_attempt_at is None:
             return _("No retry scheduled.")
         return _("Retry scheduled for %(when)s.") % {

@@ -24,7 +24,7 @@ class UserSessionInline(LocalTimesMixin, admin.TabularInline):
     model = UserSession
     extra = 0
     can_delete = False
-    fields = readonly_fields = ["created_at", "client_ip", "revoked_at"]
+    fields = readonly_fields = ("created_at", "client_ip", "revoked_at")
     ordering = ["revoked_at", "-created_at"]
 
     def has_add_permission(self, request, obj=None) -> bool:

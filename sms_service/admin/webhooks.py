@@ -47,7 +47,7 @@ class WebhookAdmin(LocalTimesMixin, admin.ModelAdmin):
 
     @admin.display(description=_("Events"))
     def event_list(self, obj: Webhook) -> str:
-        return ", ".join(obj.events) if obj.events else _("Every event")
+        return ", ".join(obj.events) if obj.events else str(_("Every event"))
 
 
 @admin.register(WebhookDelivery)
@@ -60,9 +60,10 @@ class WebhookDeliveryAdmin(LocalTimesMixin, admin.ModelAdmin):
     list_select_related = ["webhook__app"]
     date_hierarchy = "created_at"
     actions = ["resend_selected"]
-    fields = ["webhook", "event", "status", "attempts", "response_status", "last_error",
-              "next_attempt_at", "created_at", "delivered_at", "body"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "webhook", "event", "status", "attempts", "response_status", "last_error",
+        "next_attempt_at", "created_at", "delivered_at", "body",
+    )
 
     @admin.display(description=_("App"), ordering="webhook__app__name")
     def app_name(self, obj: WebhookDelivery) -> str:

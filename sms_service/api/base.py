@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import RequestDataTooBig
 from django.utils.translation import gettext_noop
@@ -157,8 +157,8 @@ class LeanCloudView(APIView):
 
     @property
     def credentials(self) -> AppCredentials:
-        return self.request.auth
+        return cast(AppCredentials, self.request.auth)  # set by the authentication class
 
     @property
     def app(self) -> App:
-        return self.request.auth.app
+        return self.credentials.app

@@ -90,7 +90,7 @@ def captcha_image(request: HttpRequest) -> HttpResponse:
         png = captcha.render_image(app_id=request.GET.get("appId"),
                                    token=request.GET.get("token"))
     except SmsServiceError as error:
-        response = json_error(error)
+        response: HttpResponse = json_error(error)
     else:
         response = HttpResponse(png, content_type="image/png")
     response["Cache-Control"] = "no-store"

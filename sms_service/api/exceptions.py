@@ -44,7 +44,8 @@ def _translate(exc: Exception) -> SmsServiceError | None:
     if isinstance(exc, drf.ParseError):
         return MalformedJsonError()
     if isinstance(exc, drf.Throttled):
-        return TooManyRequestsError(retry_after=int(exc.wait) if exc.wait else None)
+        wait = exc.wait  # type: ignore[attr-defined]  # set by Throttled.__init__; not in the stubs
+        return TooManyRequestsError(retry_after=int(wait) if wait else None)
     if isinstance(exc, drf.ValidationError):
         from ..exceptions import InvalidParameterError
 

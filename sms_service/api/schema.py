@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
@@ -31,6 +33,8 @@ class LeanCloudAuthenticationScheme(OpenApiAuthenticationExtension):
             {"LeanCloudAppId": [], "LeanCloudKey": []},
         ]
 
+T = TypeVar("T")
+
 
 def error_code_table() -> str:
     """A Markdown table of the LeanCloud error codes the API answers with."""
@@ -48,8 +52,8 @@ def error_code_table() -> str:
     return "\n".join(rows)
 
 
-def _subclasses(cls: type) -> list[type]:
-    found = []
+def _subclasses(cls: type[T]) -> list[type[T]]:
+    found: list[type[T]] = []
     for sub in cls.__subclasses__():
         found.append(sub)
         found.extend(_subclasses(sub))

@@ -12,8 +12,9 @@ sends it, the ``session_token`` query parameter.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib.auth.signals import user_logged_in
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -264,7 +265,8 @@ class UsersByMobilePhoneView(UserApiView):
 class _RequestCodeView(UserApiView):
     """``{mobilePhoneNumber, validate_token}`` → ``{}``."""
 
-    service = None
+    #: The service function that sends the code (set by each subclass).
+    service: ClassVar[Callable[..., None]]
 
     def post(self, request: Request) -> Response:
         type(self).service(app=self.app, phone=self.body.get("mobilePhoneNumber"),

@@ -46,6 +46,7 @@ from zoneinfo import ZoneInfo
 
 from django.http import HttpRequest
 
+from ..delivery import DeliveryStatus
 from ..exceptions import (
     ProviderError,
     ProviderOutcomeUnknownError,
@@ -158,6 +159,8 @@ class AliyunBackend(BaseSmsBackend):
     """SMS (and voice codes, when the voice SDK is installed) through Aliyun."""
 
     provider_name = "aliyun"
+    #: Voice needs the optional voice SDK (the aliyun extra installs it).
+    supported_channels = ("sms", "voice") if VoiceClient else ("sms",)
     uses_templates = True
     DEFAULT_ENDPOINT: ClassVar[str] = "dysmsapi.aliyuncs.com"
     DEFAULT_VOICE_ENDPOINT: ClassVar[str] = "dyvmsapi.aliyuncs.com"
@@ -173,7 +176,6 @@ class AliyunBackend(BaseSmsBackend):
         self.voice_show_number: str = self.option("VOICE_SHOW_NUMBER", "")
         self.receipt_token: str = self.option("RECEIPT_TOKEN", "")
         self.client = SmsClient(self._config(self.option("ENDPOINT", self.DEFAULT_ENDPOINT)))
-        self.supported_channels = ("sms", "voice") if VoiceClient else ("sms",)
         self._voice_endpoint = self.option("VOICE_ENDPOINT", self.DEFAULT_VOICE_ENDPOINT)
         self._voice_client: Any = None
 
@@ -255,7 +257,8 @@ class AliyunBackend(BaseSmsBackend):
         provider_id = getattr(response, "biz_id", None) or getattr(response, "call_id", None)
         raw = _body_summary(response)
         if code == "OK" and provider_id:
-            return SendResult(provider_message_id=str(provider_id), status="accepted", raw=raw)
+            return SendResult(provider_message_id=str(provider_id), status=DeliveryStatus.ACCEPTED,
+                              raw=raw)
         if code == "OK" or not code:
             # "OK" without an id, or no code: Aliyun may well send it.
             raise ProviderOutcomeUnknownError(
@@ -325,7 +328,7 @@ class AliyunBackend(BaseSmsBackend):
             reports.append(
                 DeliveryReport(
                     provider_message_id=str(item["biz_id"]),
-                    status="delivered" if delivered else "undelivered",
+                    status=DeliveryStatus.DELIVERED if delivered else DeliveryStatus.UNDELIVERED,
                     error_code="" if delivered else str(item.get("err_code") or ""),
                     error_message="" if delivered else str(item.get("err_msg") or ""),
                     raw={key: item.get(key) for key in _RECEIPT_FIELDS if key in item},
@@ -371,7 +374,7 @@ class AliyunBackend(BaseSmsBackend):
         status = SEND_STATUSES.get(detail.send_status, "accepted")
         return DeliveryReport(
             provider_message_id=provider_message_id,
-            status=status,
+            status=DeliveryStatus(status),
             error_code="" if status in ("accepted", "delivered") else str(detail.err_code or ""),
             raw={"SendStatus": detail.send_status, "ErrCode": detail.err_code,
                  "ReceiveDate": detail.receive_date},

@@ -42,6 +42,7 @@ from typing import Any, ClassVar
 
 from django.http import HttpRequest
 
+from ..delivery import DeliveryStatus
 from ..exceptions import (
     ProviderError,
     ProviderOutcomeUnknownError,
@@ -221,8 +222,9 @@ class TencentBackend(BaseSmsBackend):
         status = statuses[0] if statuses else None
         code = getattr(status, "Code", None)
         raw = _status_summary(status, getattr(response, "RequestId", None))
-        if code == "Ok" and status.SerialNo:
-            return SendResult(provider_message_id=status.SerialNo, status="accepted", raw=raw)
+        if code == "Ok" and status is not None and status.SerialNo:
+            return SendResult(provider_message_id=status.SerialNo, status=DeliveryStatus.ACCEPTED,
+                              raw=raw)
         if not code or code == "Ok":
             raise ProviderOutcomeUnknownError(
                 "Tencent Cloud answered without a status or serial number",
@@ -230,7 +232,8 @@ class TencentBackend(BaseSmsBackend):
             )
         raise outcomes.error_for(
             self._outcome(code), provider="Tencent Cloud", code=code,
-            detail=status.Message or "", raw=raw, message_id=message.message_id,
+            detail=getattr(status, "Message", None) or "", raw=raw,
+            message_id=message.message_id,
         )
 
     def _outcome(self, code: str) -> Outcome:
@@ -336,7 +339,7 @@ def _report(*, serial: Any, status: Any, code: Any, description: Any, raw: Any) 
     failed = mapped == "undelivered"
     return DeliveryReport(
         provider_message_id=str(serial),
-        status=mapped,
+        status=DeliveryStatus(mapped),
         error_code=str(code or "") if failed else "",
         error_message=str(description or "") if failed else "",
         raw=raw,

@@ -392,7 +392,7 @@ class TwilioBackend(BaseSmsBackend):
             raise PermissionDenied("invalid Twilio signature")
         raw = {name: params[name] for name in _RECEIPT_FIELDS if name in params}
         if params.get("MessageSid") or params.get("SmsSid"):
-            sid = params.get("MessageSid") or params.get("SmsSid")
+            sid = params.get("MessageSid") or params.get("SmsSid") or ""
             twilio_status = params.get("MessageStatus") or params.get("SmsStatus") or ""
             status = self._map_status(self.MESSAGE_STATUSES, twilio_status)
         elif params.get("CallSid"):

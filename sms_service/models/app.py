@@ -243,6 +243,11 @@ class App(models.Model):
 
     objects = AppQuerySet.as_manager()
 
+    # Annotated by App.objects.for_api() (the API's auth query); absent otherwise.
+    default_signature_pk: int | None
+    default_signature_name: str
+    default_signature_text: str
+
     class Meta:
         verbose_name = _("app")
         verbose_name_plural = _("apps")

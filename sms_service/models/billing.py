@@ -30,6 +30,7 @@ release) per message, so repeated receipts and task retries cannot bill twice.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TypedDict
 
 from django.conf import settings
 from django.db import models
@@ -39,8 +40,14 @@ from django.utils.translation import gettext_lazy as _
 from .app import App
 from .messages import Channel, Message
 
+
 #: Money columns: Decimal with 4 places, never floats.
-MONEY = {"max_digits": 16, "decimal_places": 4}
+class _Money(TypedDict):
+    max_digits: int
+    decimal_places: int
+
+
+MONEY: _Money = {"max_digits": 16, "decimal_places": 4}
 
 
 class Price(models.Model):

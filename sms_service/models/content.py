@@ -7,6 +7,7 @@ that keeps a submitted template version immutable.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from django.conf import settings
@@ -91,6 +92,9 @@ class SignatureQuerySet(models.QuerySet):
 class Signature(Reviewable):
     """``name`` is what callers pass as ``sign``; ``text`` is shown as 【text】."""
 
+    #: The text as loaded from the database (see :meth:`from_db`).
+    _loaded_text: str | None
+
     class Source(models.TextChoices):
         # Carriers want a signature to name the app, the company, a brand or a site.
         APP = "app", _("App name")
@@ -153,8 +157,10 @@ class Signature(Reviewable):
         return f"{self.name} 【{self.text}】"
 
     @classmethod
-    def from_db(cls, db: str | None, field_names: Any, values: Any) -> Signature:
-        instance = super().from_db(db, field_names, values)
+    def from_db(
+        cls, db: str | None, field_names: Collection[str], values: Collection[Any], **kwargs: Any
+    ) -> Signature:
+        instance = super().from_db(db, field_names, values, **kwargs)
         # Remember the reviewed text: changing it sends the signature back to review.
         instance._loaded_text = instance.__dict__.get("text")
         return instance
@@ -297,8 +303,10 @@ class TemplateVersion(Reviewable):
         self._frozen = {f: getattr(self, f) for f in self.FROZEN_FIELDS}
 
     @classmethod
-    def from_db(cls, db: str | None, field_names: Any, values: Any) -> TemplateVersion:
-        instance = super().from_db(db, field_names, values)
+    def from_db(
+        cls, db: str | None, field_names: Collection[str], values: Collection[Any], **kwargs: Any
+    ) -> TemplateVersion:
+        instance = super().from_db(db, field_names, values, **kwargs)
         instance._frozen = {
             f: instance.__dict__[f] for f in cls.FROZEN_FIELDS if f in instance.__dict__
         }

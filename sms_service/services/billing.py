@@ -23,7 +23,6 @@ Money model (details and the entry table in :mod:`sms_service.models.billing`):
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -31,7 +30,7 @@ from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, models, transaction
-from django.db.models import Case, F, Sum, Value, When
+from django.db.models import Case, F, QuerySet, Sum, Value, When
 from django.db.models.functions import Greatest, Round, TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext_noop
@@ -628,7 +627,7 @@ def _charges(app: App) -> models.QuerySet:
     return LedgerEntry.objects.filter(app=app, kind=LedgerKind.CHARGE)
 
 
-def unsettled(*, app: App) -> Iterable[Message]:
+def unsettled(*, app: App) -> QuerySet[Message]:
     """Messages whose hold is still open (awaiting a receipt or the policy)."""
     return (
         Message.objects.filter(app=app, ledger_entries__kind=LedgerKind.HOLD)

@@ -16,7 +16,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files import File
 from django.db import transaction
@@ -25,6 +24,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .. import signals, templating
+from .._types import User
 from ..exceptions import (
     InvalidSignatureError,
     SignatureNotVerifiedError,
@@ -155,7 +155,7 @@ def render_message(
 
 
 def submit_signature(
-    *, signature: Signature, submitted_by: AbstractBaseUser | None = None
+    *, signature: Signature, submitted_by: User | None = None
 ) -> Signature:
     """Save a new or edited signature, sending it to review when its text changed.
 
@@ -190,7 +190,7 @@ def create_signature(
     text: str,
     source: str = "",
     proof: File | None = None,
-    submitted_by: AbstractBaseUser | None = None,
+    submitted_by: User | None = None,
 ) -> Signature:
     """Create a pending signature (see :func:`submit_signature`)."""
     signature = Signature(app=app, name=name, text=text, source=source)
@@ -238,7 +238,7 @@ def save_template(
     template: Template,
     body: str,
     signature: Signature,
-    submitted_by: AbstractBaseUser | None = None,
+    submitted_by: User | None = None,
 ) -> TemplateVersion:
     """Save a new or edited template and submit ``body``/``signature`` as needed.
 
@@ -269,7 +269,7 @@ def create_template(
     kind: str,
     body: str,
     signature: Signature,
-    submitted_by: AbstractBaseUser | None = None,
+    submitted_by: User | None = None,
 ) -> Template:
     """Create a template with its first (pending) version."""
     template = Template(app=app, name=name, kind=kind)
@@ -283,7 +283,7 @@ def submit_template_version(
     template: Template,
     body: str,
     signature: Signature,
-    submitted_by: AbstractBaseUser | None = None,
+    submitted_by: User | None = None,
 ) -> TemplateVersion:
     """Add a pending version, unless it repeats the newest pending/approved one.
 
@@ -339,14 +339,14 @@ def _validate_version_input(*, template: Template, body: str, signature: Signatu
 # --- Review -----------------------------------------------------------------------
 
 
-def can_review(user: AbstractBaseUser | None) -> bool:
+def can_review(user: User | None) -> bool:
     """Whether ``user`` may approve and reject content."""
     return bool(user and user.is_active and user.has_perm(REVIEW_PERMISSION))
 
 
-def can_override(user: AbstractBaseUser | None) -> bool:
+def can_override(user: User | None) -> bool:
     """Whether ``user`` may approve content whose lint reports errors."""
-    return can_review(user) and bool(user.has_perm(OVERRIDE_PERMISSION))
+    return user is not None and can_review(user) and bool(user.has_perm(OVERRIDE_PERMISSION))
 
 
 def lint_errors(item: Reviewable) -> list[str]:
@@ -358,7 +358,7 @@ def lint_errors(item: Reviewable) -> list[str]:
 
 
 def approve(
-    *, item: Reviewable, reviewer: AbstractBaseUser | None, override_reason: str = ""
+    *, item: Reviewable, reviewer: User | None, override_reason: str = ""
 ) -> Reviewable:
     """Approve a pending signature or template version.
 
@@ -398,7 +398,7 @@ def approve(
 
 
 def reject(
-    *, item: Reviewable, reviewer: AbstractBaseUser | None, reason: str
+    *, item: Reviewable, reviewer: User | None, reason: str
 ) -> Reviewable:
     """Reject a pending signature or template version; ``reason`` is required."""
     _check_reviewer(reviewer)
@@ -417,7 +417,7 @@ def reject(
     return item
 
 
-def _check_reviewer(reviewer: AbstractBaseUser | None) -> None:
+def _check_reviewer(reviewer: User | None) -> None:
     if reviewer is not None and not can_review(reviewer):
         raise PermissionDenied(_("You are not allowed to review signatures and templates."))
 

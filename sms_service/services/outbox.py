@@ -166,6 +166,7 @@ def deliver(*, message_id: int) -> str:
     if isinstance(last_error, ProviderRejectedError):
         _fail(message, last_error)
         return MessageStatus.FAILED
+    assert last_error is not None  # the route has at least one alias, and each failed
     if _handle_temporary(message, last_error):
         raise last_error
     return MessageStatus.FAILED
@@ -195,7 +196,8 @@ def _outgoing(message: Message, backend: BaseSmsBackend | None = None) -> Outgoi
     else:
         text, values = message.body, {}
     digits = text if message.channel == "voice" else ""
-    template_id, params, sign_name = "", (), ""
+    template_id, sign_name = "", ""
+    params: tuple[tuple[str, str], ...] = ()
     if backend is not None and backend.uses_templates:
         # The provider sends its own registered template, filled with the values.
         mapping = provider_templates.find(
@@ -205,7 +207,7 @@ def _outgoing(message: Message, backend: BaseSmsBackend | None = None) -> Outgoi
         template_id, params = provider_templates.fill(
             mapping=mapping, values=values, alias=backend.alias
         )
-        sign_name = message.signature.text if message.signature_id else ""
+        sign_name = message.signature.text if message.signature else ""
     return OutgoingMessage(
         message_id=message.pk,
         app_id=message.app.app_id,

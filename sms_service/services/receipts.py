@@ -25,6 +25,7 @@ from django.utils import timezone
 from ..backends import get_backend
 from ..backends.base import BaseSmsBackend, DeliveryReport
 from ..conf import app_settings
+from ..delivery import DeliveryStatus
 from ..exceptions import ProviderError, SmsServiceConfigurationError
 from ..models import Message, MessageEvent, MessageStatus, UnmatchedReceipt
 from .lifecycle import transition
@@ -141,7 +142,7 @@ def apply_held_receipts(*, message: Message) -> int:
 def _as_report(receipt: UnmatchedReceipt) -> DeliveryReport:
     return DeliveryReport(
         provider_message_id=receipt.provider_message_id,
-        status=receipt.status,
+        status=DeliveryStatus(receipt.status),
         error_code=receipt.error_code,
         error_message=receipt.error_message,
         raw=receipt.raw,

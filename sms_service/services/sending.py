@@ -67,7 +67,7 @@ class SmsRequest:
     """A parsed requestSmsCode call."""
 
     phone: object
-    sms_type: str = "sms"
+    sms_type: object = "sms"
     ttl: object = None
     name: object = None
     op: object = None
@@ -123,6 +123,7 @@ def request_sms(*, app: App, request: SmsRequest, is_master: bool = False) -> Me
                                   variables=variables, code=placeholder, ttl=ttl,
                                   channel=channel)
     quote = billing.quote(app=app, phone=phone, channel=channel, text=text)
+    budget_signature: int | None
     if resolved.signature is not None:
         budget_signature = resolved.signature.pk
     else:

@@ -51,6 +51,7 @@ def update_app(*, app: App, changes: dict[str, str]) -> App:
                 f"Unknown or read-only setting {field!r}. Editable: {', '.join(EDITABLE_FIELDS)}"
             )
         model_field = App._meta.get_field(field)
+        assert isinstance(model_field, models.Field)  # EDITABLE_FIELDS are plain columns
         setattr(app, field, _coerce(model_field, field, raw))
     app.full_clean()
     app.save()

@@ -82,7 +82,7 @@ class ExportReader:
                     continue
                 try:
                     yield ExportRow(number, json.loads(text), None, position)
-                except ValueError as exc:
+                except json.JSONDecodeError as exc:
                     yield ExportRow(number, None, f"not JSON ({exc.msg})", position)
 
     def _array(self) -> Iterator[ExportRow]:
@@ -98,7 +98,7 @@ class ExportReader:
                 return
             try:
                 data, end = decoder.raw_decode(text, index)
-            except ValueError as exc:
+            except json.JSONDecodeError as exc:
                 # Past a broken element the array cannot be resynchronised.
                 yield ExportRow(line, None, f"not JSON ({exc.msg}); the rest of the file "
                                             "cannot be read", len(text))

@@ -675,7 +675,7 @@ def refresh_session(*, member: AppUser, client_ip: str | None = None) -> str:
 # --- lockout -----------------------------------------------------------------------------
 
 
-def _account(kind: str, value: str, member: AppUser | None) -> str:
+def _account(kind: str, value: object, member: AppUser | None) -> str:
     """The lockout key: the member when one matched, else what was typed."""
     if member is not None:
         return f"member:{member.object_id}"
@@ -762,7 +762,7 @@ def _take_ip(client_ip: str | None) -> None:
 # --- sending -----------------------------------------------------------------------------
 
 
-def _send_code(*, app: App, phone: str, purpose: str, validate_token: object,
+def _send_code(*, app: App, phone: str | None, purpose: CodePurpose, validate_token: object,
                client_ip: str | None, ttl: object = None) -> None:
     from .sending import SmsRequest, request_sms
 
