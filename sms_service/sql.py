@@ -53,6 +53,8 @@ def insert_from(obj: models.Model, connection: Any, source: str,
             continue
         value = field.get_db_prep_save(field.pre_save(obj, True), connection=connection)
         cast = field.cast_db_type(connection)
+        if cast is None:  # concrete fields always have one
+            raise TypeError(f"{field.name} has no database type")
         # Text goes in as text: the column's own length check then refuses what
         # an explicit CAST to varchar(n) would silently cut.
         values.append(f"CAST(%s AS {'text' if cast.startswith('varchar') else cast})")

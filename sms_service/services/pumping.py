@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,7 +144,7 @@ def _key(app: App, what: str, scope: str, value: str, bucket: int) -> str:
     return f"sms_service:pumping:{app.pk}:{what}:{scope}:{value}:{bucket}"
 
 
-def _bump(keys: list[str], timeout: int, read: list[str] = ()) -> dict[str, int]:
+def _bump(keys: list[str], timeout: int, read: Sequence[str] = ()) -> dict[str, int]:
     """Add one to each of ``keys`` (created with ``timeout``), then read the
     counters ``read``: ``{key: value}`` of those that exist.
 
