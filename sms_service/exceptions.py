@@ -24,7 +24,6 @@ class ErrorCode(IntEnum):
     INVALID_EMAIL = 125
     INVALID_PHONE_NUMBER = 127
     DUPLICATE_VALUE = 137
-    APP_QUOTA_EXCEEDED = 140
     APP_THRESHOLD_EXCEEDED = 154
     INSUFFICIENT_BALANCE = 160
     USERNAME_MISSING = 200
@@ -192,9 +191,6 @@ class RateLimiterUnavailableError(SmsServiceError):
 class InvalidSignatureError(SmsServiceError):
     code = ErrorCode.INVALID_SIGNATURE
     default_message = gettext_noop("Invalid SMS signature.")
-class ProviderSendFailedError(SmsServiceError):
-    code = ErrorCode.PROVIDER_SEND_FAILED
-    default_message = gettext_noop("Fails to send message.")
 class InvalidCodeError(SmsServiceError):
     code = ErrorCode.INVALID_CODE
     default_message = gettext_noop("Invalid SMS code.")

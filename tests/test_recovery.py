@@ -26,7 +26,6 @@ from tests.billing_support import bill, funded_app, held, held_message
 from tests.fake_twilio import FakeTwilio, running_fake_twilio
 from tests.test_backend_twilio import TO_NUMBER, _options, sms
 
-S = MessageStatus
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TEXT = "【Demo】Your code is 123456."
@@ -68,7 +67,7 @@ def test_a_claim_that_never_reached_the_provider_is_sent_again_and_charged_once(
         with pytest.raises(WorkerKilled):
             outbox.deliver(message_id=message.pk)
     message.refresh_from_db()
-    assert message.status == S.SENDING and message.call_started_at is None
+    assert message.status == MessageStatus.SENDING and message.call_started_at is None
     # The broker's redelivery of the same task is refused by the claim.
     assert outbox.deliver(message_id=message.pk) == "skipped"
     assert sent == []
@@ -83,7 +82,7 @@ def test_a_claim_that_never_reached_the_provider_is_sent_again_and_charged_once(
     assert sent[0].body == TEXT
     message.refresh_from_db()
     app.refresh_from_db()
-    assert message.status == S.DELIVERED  # the locmem provider is final at once
+    assert message.status == MessageStatus.DELIVERED  # the locmem provider is final at once
     assert message.attempts == 2
     assert (app.balance, held(app), bill(app)) == (8, 0, 2)  # charged once
 
@@ -107,7 +106,7 @@ def test_a_stalled_worker_whose_claim_was_released_sends_nothing(monkeypatch, se
     assert outbox.deliver(message_id=message.pk) == "skipped"  # worker A
     assert [m.message_id for m in sent] == [message.pk]  # worker B's send only
     message.refresh_from_db()
-    assert message.status == S.DELIVERED
+    assert message.status == MessageStatus.DELIVERED
 
 
 def test_rows_whose_call_started_become_unknown_not_resent(settings):
@@ -116,10 +115,10 @@ def test_rows_whose_call_started_become_unknown_not_resent(settings):
     message = code_message(app)
     long_ago = timezone.now() - timedelta(minutes=5)
     Message.objects.filter(pk=message.pk).update(
-        status=S.SENDING, attempts=1, call_started_at=long_ago, updated_at=long_ago)
+        status=MessageStatus.SENDING, attempts=1, call_started_at=long_ago, updated_at=long_ago)
     assert recovery.redispatch_stuck() == {"requeued": 0, "unknown": 1}
     message.refresh_from_db()
-    assert message.status == S.UNKNOWN
+    assert message.status == MessageStatus.UNKNOWN
     assert sent == []  # the locmem backend cannot be asked: left for receipts
 
 
@@ -156,13 +155,13 @@ def test_an_unknown_code_twilio_has_is_accepted_without_a_second_send(fake_twili
     fake_twilio.inject("delay", seconds=30)  # Twilio takes it, the reply never comes
     app = funded_app("10")
     message = code_message(app, backend="twilio")
-    assert outbox.deliver(message_id=message.pk) == S.UNKNOWN
+    assert outbox.deliver(message_id=message.pk) == MessageStatus.UNKNOWN
     assert recovery.redispatch_stuck()["requeued"] == 0  # not yet: Twilio may be busy
 
     with _after_resolve_delay():
         assert recovery.redispatch_stuck()["requeued"] == 0
     message.refresh_from_db()
-    assert message.status == S.ACCEPTED
+    assert message.status == MessageStatus.ACCEPTED
     (sid,) = fake_twilio.resources
     assert message.provider_message_id == sid
     assert message.payload is None  # the code is wiped once Twilio has it
@@ -176,14 +175,14 @@ def test_an_unknown_code_twilio_never_got_is_sent_again_and_charged_once(fake_tw
     fake_twilio.inject("reset")  # the connection dies; Twilio created nothing
     app = funded_app("10")
     message = code_message(app, backend="twilio")
-    assert outbox.deliver(message_id=message.pk) == S.UNKNOWN
+    assert outbox.deliver(message_id=message.pk) == MessageStatus.UNKNOWN
     assert fake_twilio.resources == {}
 
     with _after_resolve_delay():
         assert recovery.redispatch_stuck()["requeued"] == 1
         assert recovery.redispatch_stuck()["requeued"] == 0
     message.refresh_from_db()
-    assert message.status == S.ACCEPTED
+    assert message.status == MessageStatus.ACCEPTED
     (sid,) = fake_twilio.resources
     assert fake_twilio.resources[sid]["body"] == TEXT
     assert len(fake_twilio.posts) == 2  # the lost request and the one resend
@@ -199,12 +198,12 @@ def test_twilio_unreachable_leaves_the_code_unknown_for_the_next_pass(fake_twili
     fake_twilio.inject("reset")
     app = funded_app("10")
     message = code_message(app, backend="twilio")
-    assert outbox.deliver(message_id=message.pk) == S.UNKNOWN
+    assert outbox.deliver(message_id=message.pk) == MessageStatus.UNKNOWN
     fake_twilio.stop()  # nobody to ask: no guessing
     with _after_resolve_delay():
         assert recovery.redispatch_stuck()["requeued"] == 0
     message.refresh_from_db()
-    assert message.status == S.UNKNOWN
+    assert message.status == MessageStatus.UNKNOWN
 
 
 def test_find_sent_matches_number_time_and_text(fake_twilio):

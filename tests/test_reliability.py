@@ -54,7 +54,6 @@ from tests.test_worker import (
     _use_write_broker,
 )
 
-S = MessageStatus
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 ROUNDS = 5
@@ -220,8 +219,8 @@ def test_worker_killed_mid_batch_loses_duplicates_and_double_charges_nothing(
                         timeout=180)
         kill_9(worker)
         at_kill = Counter(
-            "claimed, call not started" if (s == S.SENDING and c is None)
-            else "mid-call" if s == S.SENDING else s
+            "claimed, call not started" if (s == MessageStatus.SENDING and c is None)
+            else "mid-call" if s == MessageStatus.SENDING else s
             for s, c in Message.objects.filter(pk__in=ids).values_list("status", "call_started_at")
         )
         killed_at = time.monotonic()
@@ -230,13 +229,13 @@ def test_worker_killed_mid_batch_loses_duplicates_and_double_charges_nothing(
         try:
             def settled(ids=ids) -> bool:
                 recovery.redispatch_stuck()  # what beat runs every 10 s
-                return not Message.objects.filter(pk__in=ids).exclude(status=S.DELIVERED).exists()
+                return not Message.objects.filter(pk__in=ids).exclude(status=MessageStatus.DELIVERED).exists()
 
             deadline = time.monotonic() + RECOVERY_TIMEOUT
             while not settled():
                 if time.monotonic() > deadline:
                     left = Counter(Message.objects.filter(pk__in=ids)
-                                   .exclude(status=S.DELIVERED).values_list("status", flat=True))
+                                   .exclude(status=MessageStatus.DELIVERED).values_list("status", flat=True))
                     pytest.fail(f"round {round_no + 1}: not delivered {RECOVERY_TIMEOUT:.0f} s "
                                 f"after the kill: {dict(left)} (at the kill: {dict(at_kill)})"
                                 f"\n{replacement.log_tail()}", pytrace=False)
@@ -246,7 +245,7 @@ def test_worker_killed_mid_batch_loses_duplicates_and_double_charges_nothing(
         recovery_seconds = time.monotonic() - killed_at
 
         calls = _documents(sent_dir)
-        delivered = Message.objects.filter(pk__in=ids, status=S.DELIVERED).count()
+        delivered = Message.objects.filter(pk__in=ids, status=MessageStatus.DELIVERED).count()
         lost = BATCH - sum(1 for i in ids if calls[i] >= 1)
         duplicated = sum(1 for i in ids if calls[i] > 1)
         charges = Counter(LedgerEntry.objects.filter(message_id__in=ids, kind=LedgerKind.CHARGE)
@@ -297,14 +296,14 @@ def test_broker_down_sends_are_accepted_and_delivered_after_it_returns(
         answers = [lc.post("/1.1/requestSmsCode", {"mobilePhoneNumber": p}) for p in phones]
         accepted = sum(1 for r in answers if r.status_code == 200 and r.json() == {})
         ids = list(Message.objects.filter(phone__in=phones).values_list("pk", flat=True))
-        queued = Message.objects.filter(pk__in=ids, status=S.QUEUED).count()
+        queued = Message.objects.filter(pk__in=ids, status=MessageStatus.QUEUED).count()
 
         private_redis.start()  # back, empty: the tasks published meanwhile are gone
         started = time.monotonic()
 
         def delivered_all() -> bool:
             recovery.redispatch_stuck()
-            return Message.objects.filter(pk__in=ids, status=S.DELIVERED).count() == len(ids)
+            return Message.objects.filter(pk__in=ids, status=MessageStatus.DELIVERED).count() == len(ids)
 
         worker.wait_for("delivery after the broker returned", delivered_all, timeout=180)
         took = time.monotonic() - started

@@ -548,27 +548,6 @@ def books(*, app: App) -> Books:
     )
 
 
-def daily_bill(
-    *, app: App, days: int = 30, today: date | None = None
-) -> list[tuple[date, Decimal]]:
-    """Settled charges per day for the last ``days`` days, oldest first, zeros
-    included (the bill; held money is not on it)."""
-    today = today or timezone.localdate()
-    start = today - timedelta(days=days - 1)
-    rows = (
-        _charges(app)
-        .filter(created_at__date__gte=start)
-        .annotate(day=TruncDate("created_at"))
-        .values("day")
-        .annotate(total=Sum("held_change"))
-    )
-    by_day = {row["day"]: (-row["total"]).quantize(_PLACES) for row in rows}
-    return [
-        (start + timedelta(days=i), by_day.get(start + timedelta(days=i), Decimal(0)))
-        for i in range(days)
-    ]
-
-
 def bill_by_channel(
     *, app: App, start: date, end: date
 ) -> list[tuple[date, dict[str, Decimal]]]:

@@ -19,9 +19,6 @@ from ..conf import app_settings
 from ..exceptions import ProviderRejectedError, ProviderTemplateMissingError
 from ..models import App, ProviderTemplate, TemplateVersion
 
-#: The parameter names a default-text mapping may use.
-DEFAULT_TEXT_PARAMETERS = ("code", "name", "op", "ttl")
-
 
 def uses_templates(alias: str) -> bool:
     """Whether the backend under ``alias`` sends provider templates only."""

@@ -35,8 +35,6 @@ from .lifecycle import transition
 
 logger = logging.getLogger(__name__)
 
-S = MessageStatus
-
 #: Unknown codes looked up per pass (each lookup is one provider request).
 RESOLVE_BATCH_SIZE = 100
 
@@ -49,18 +47,18 @@ def release_abandoned_claims(*, now: datetime) -> list[int]:
     for message in Message.objects.abandoned_claims(cutoff)[:1000]:
         with transaction.atomic():
             changed = Message.objects.filter(
-                pk=message.pk, status=S.SENDING, attempts=message.attempts,
+                pk=message.pk, status=MessageStatus.SENDING, attempts=message.attempts,
                 call_started_at__isnull=True,
-            ).update(status=S.QUEUED, updated_at=now)
+            ).update(status=MessageStatus.QUEUED, updated_at=now)
             if changed:
                 MessageEvent.objects.record(
                     message, "claimed but never handed to the provider: sending again",
-                    status=S.QUEUED,
+                    status=MessageStatus.QUEUED,
                 )
         if changed:
             released.append(message.pk)
             signals.delivery_status_changed.send_robust(
-                sender=Message, message=message, old_status=S.SENDING, new_status=S.QUEUED
+                sender=Message, message=message, old_status=MessageStatus.SENDING, new_status=MessageStatus.QUEUED
             )
     return released
 
@@ -74,13 +72,13 @@ def resolve_unknown_codes(*, now: datetime) -> list[int]:
     created_after = now - timedelta(minutes=app_settings.CODE_MAX_TTL_MINUTES)
     candidates = (
         Message.objects.select_related("app")
-        .filter(status=S.UNKNOWN, kind=MessageKind.VERIFICATION, payload__isnull=False,
+        .filter(status=MessageStatus.UNKNOWN, kind=MessageKind.VERIFICATION, payload__isnull=False,
                 call_started_at__lt=started_before, created_at__gt=created_after)
         .order_by("call_started_at")[:RESOLVE_BATCH_SIZE]
     )
     resend = []
     for message in candidates:
-        if resolve_unknown(message) == S.QUEUED:
+        if resolve_unknown(message) == MessageStatus.QUEUED:
             resend.append(message.pk)
     return resend
 
@@ -92,23 +90,23 @@ def resolve_unknown(message: Message) -> str:
         backend = get_backend(message.backend)
     except SmsServiceConfigurationError:
         logger.exception("message %s: its backend is not configured", message.pk)
-        return S.UNKNOWN
+        return MessageStatus.UNKNOWN
     if not backend.can_find_sent:
-        return S.UNKNOWN
+        return MessageStatus.UNKNOWN
     since = message.call_started_at or message.created_at
     try:
         result = backend.find_sent(outbox._outgoing(message), since=since)
     except ProviderError as exc:
         logger.warning("message %s: cannot ask %s about it: %s",
                        message.pk, backend.provider_name, exc)
-        return S.UNKNOWN
+        return MessageStatus.UNKNOWN
     if result is not None:
         MessageEvent.objects.record(message, f"{backend.provider_name} has it: {result.provider_message_id}")
         outbox._handle_success(message, backend.provider_name, result)
         return message.status
-    if transition(message, S.QUEUED, call_started_at=None,
+    if transition(message, MessageStatus.QUEUED, call_started_at=None,
                          description=f"{backend.provider_name} has no such message: sending again"):
-        return S.QUEUED
+        return MessageStatus.QUEUED
     return message.status
 
 
