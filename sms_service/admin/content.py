@@ -28,7 +28,7 @@ from django.views.decorators.http import require_POST
 
 from ..models import Signature, Template, TemplateVersion
 from ..models.content import ReviewStatus, SignatureQuerySet
-from ..services import content, lint
+from ..services import content, lint, review
 from .localtime import LocalTimesMixin
 
 _ITEM_MODELS = {"signature": Signature, "version": TemplateVersion}
@@ -52,10 +52,10 @@ class ReviewActionsMixin(_ModelAdmin):
     """Shared review plumbing: permission, decisions, bulk actions."""
 
     def has_review_permission(self, request: HttpRequest) -> bool:
-        return content.can_review(request.user)
+        return review.can_review(request.user)
 
     def has_override_permission(self, request: HttpRequest) -> bool:
-        return content.can_override(request.user)
+        return review.can_override(request.user)
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
@@ -63,7 +63,7 @@ class ReviewActionsMixin(_ModelAdmin):
         extra = dict(extra_context or {})
         if self.has_review_permission(request):
             extra["review_queue_url"] = reverse("admin:sms_service_review_queue")
-            extra["pending_total"] = content.pending_count()
+            extra["pending_total"] = review.pending_count()
         return super().changelist_view(request, extra)
 
     def _decide(
@@ -72,7 +72,7 @@ class ReviewActionsMixin(_ModelAdmin):
     ) -> bool:
         try:
             if decision == "approve":
-                content.approve(
+                review.approve(
                     item=item, reviewer=request.user, override_reason=override_reason
                 )
                 text = (
@@ -81,7 +81,7 @@ class ReviewActionsMixin(_ModelAdmin):
                 )
                 self.message_user(request, text % item, messages.SUCCESS)
             else:
-                content.reject(item=item, reviewer=request.user, reason=reason)
+                review.reject(item=item, reviewer=request.user, reason=reason)
                 self.message_user(request, _("Rejected %s.") % item, messages.WARNING)
         except (ValidationError, PermissionDenied) as exc:
             error = _errors(exc) if isinstance(exc, ValidationError) else str(exc)
@@ -96,9 +96,9 @@ class ReviewActionsMixin(_ModelAdmin):
         for item in items:
             try:
                 if decision == "approve":
-                    content.approve(item=item, reviewer=request.user)
+                    review.approve(item=item, reviewer=request.user)
                 else:
-                    content.reject(item=item, reviewer=request.user, reason=reason)
+                    review.reject(item=item, reviewer=request.user, reason=reason)
                 done += 1
             except (ValidationError, PermissionDenied) as exc:
                 text = _errors(exc) if isinstance(exc, ValidationError) else str(exc)
@@ -428,7 +428,7 @@ class TemplateAdmin(ReviewActionsMixin, LocalTimesMixin, admin.ModelAdmin):
             raise PermissionDenied
         if request.method == "POST":
             return self._review_post(request)
-        queue = content.review_queue()
+        queue = review.review_queue()
         live = content.live_versions(v.template_id for v in queue.versions)
         context = {
             **self.admin_site.each_context(request),
@@ -449,7 +449,7 @@ class TemplateAdmin(ReviewActionsMixin, LocalTimesMixin, admin.ModelAdmin):
             ],
             "total": len(queue),
             "can_override": self.has_override_permission(request),
-            "overrides": content.recent_overrides(),
+            "overrides": review.recent_overrides(),
         }
         return TemplateResponse(request, "sms_service/admin/review_queue.html", context)
 

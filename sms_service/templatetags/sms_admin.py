@@ -42,7 +42,7 @@ def currency() -> str:
 @register.simple_tag(takes_context=True)
 def sms_admin_links(context: dict[str, Any]) -> list[dict[str, Any]]:
     """The SMS screens the current user may open, for the admin index."""
-    from ..services import content
+    from ..services import review
 
     request = context.get("request")
     user = getattr(request, "user", None)
@@ -61,8 +61,8 @@ def sms_admin_links(context: dict[str, Any]) -> list[dict[str, Any]]:
     add("admin:sms_service_dashboard", _("Dashboard"),
         _("Sends, delivery rate and cost by day, country and template"),
         perm="sms_service.view_message")
-    if content.can_review(user):
-        pending = content.pending_count()
+    if review.can_review(user):
+        pending = review.pending_count()
         add("admin:sms_service_review_queue", _("Review queue"),
             _("%(count)d pending") % {"count": pending})
     add("admin:sms_service_ledgerentry_apps", _("Balances and bills"),
