@@ -1,4 +1,5 @@
-"""Phone users: sign-up, log-in, sessions, and the codes of user flows.
+"""Phone users: sign-up, log-in, and the codes of user flows (sessions and
+lockouts: :mod:`sms_service.services.user_sessions`).
 
 Every function works inside one app: members, sessions and codes of another app
 are never found. Users are the host project's ``AUTH_USER_MODEL``; an
@@ -34,11 +35,8 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
-import secrets
-import string
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -50,7 +48,6 @@ from django.utils.translation import gettext_noop
 from .. import signals
 from ..adapter import get_adapter
 from ..conf import app_settings
-from ..crypto import token_digest, token_digests
 from ..exceptions import (
     DuplicateValueError,
     EmailTakenError,
@@ -59,16 +56,13 @@ from ..exceptions import (
     InvalidParameterError,
     InvalidPasswordError,
     InvalidUsernameError,
-    LoginLockedError,
     OperationForbiddenError,
     PasswordMismatchError,
     PasswordMissingError,
     PhoneNumberNotFoundError,
     PhoneNumberNotVerifiedError,
     PhoneNumberTakenError,
-    SessionRequiredError,
     SmsServiceError,
-    TooManyRequestsError,
     UsernameMissingError,
     UsernameTakenError,
     UserNotFoundError,
@@ -79,11 +73,19 @@ from ..models import (
     CodePurpose,
     CodeStatus,
     LoginLockout,
-    UserSession,
     VerificationCode,
 )
 from ..phone import parse_phone
-from . import codes, ratelimit
+from . import codes, user_sessions
+from .user_sessions import (  # noqa: F401  (public names, importable from here)
+    end_sessions,
+    member_for_session,
+    prune,
+    refresh_session,
+    revoke_sessions,
+    start_session,
+    unlock,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -101,9 +103,6 @@ OWN_FIELDS = frozenset({"username", "password", "email", "mobilePhoneNumber"})
 
 _FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 _MAX_FIELDS = 64
-_TOKEN_ALPHABET = string.ascii_lowercase + string.digits
-_TOKEN_LENGTH = 32
-_SESSION_LABEL = "session-token"
 
 #: The ``op`` of the default verification text, per purpose and language.
 OPS = {
@@ -340,7 +339,7 @@ def login_with_password(*, app: App, password: object, username: object = None,
                         email: object = None, phone: object = None,
                         client_ip: str | None = None) -> AppUser:
     """Log in with a username, an email or a number, and the password."""
-    _take_ip(client_ip)
+    user_sessions.take_ip(client_ip)
     if username not in (None, ""):
         kind, value = "username", username
         if not isinstance(username, str):
@@ -359,25 +358,25 @@ def login_with_password(*, app: App, password: object, username: object = None,
     if not isinstance(password, str) or not password:
         raise PasswordMissingError()
     member = AppUser.objects.select_related("user").filter(app=app, **lookup).first()
-    account = _account(kind, value, member)
-    had_failures = _check_lock(app=app, account=account)
+    account = user_sessions.account_key(kind, value, member)
+    had_failures = user_sessions.check_lock(app=app, account=account)
     if member is None or not member.user.is_active:
-        _login_failed(app=app, account=account, member=None)
+        user_sessions.login_failed(app=app, account=account, member=None)
         raise PasswordMismatchError() if app_settings.CONCEAL_ACCOUNTS else UserNotFoundError()
     if not member.user.check_password(password):
-        _login_failed(app=app, account=account, member=member)
+        user_sessions.login_failed(app=app, account=account, member=member)
         raise PasswordMismatchError()
     if kind == "phone" and app.forbid_unverified_login and not member.phone_verified:
         raise PhoneNumberNotVerifiedError()
-    _logged_in(app=app, account=account, member=member, method="password",
-               had_failures=had_failures)
+    user_sessions.logged_in(app=app, account=account, member=member, method="password",
+                            had_failures=had_failures)
     return member
 
 
 def request_login_code(*, app: App, phone: object, validate_token: object = None,
                        client_ip: str | None = None) -> None:
     """``requestLoginSmsCode``: a login code to a member's verified number."""
-    _take_ip(client_ip)
+    user_sessions.take_ip(client_ip)
     number = parse_phone(phone).e164
     if not app.allow_sms_login:
         raise OperationForbiddenError(gettext_noop("SMS-code login is not enabled for this app."))
@@ -393,25 +392,25 @@ def request_login_code(*, app: App, phone: object, validate_token: object = None
 def login_with_code(*, app: App, phone: object, code: object,
                     client_ip: str | None = None) -> AppUser:
     """``login`` with ``mobilePhoneNumber`` + ``smsCode`` (a requestLoginSmsCode code)."""
-    _take_ip(client_ip)
+    user_sessions.take_ip(client_ip)
     number = parse_phone(phone).e164
     if not app.allow_sms_login:
         raise OperationForbiddenError(gettext_noop("SMS-code login is not enabled for this app."))
     member = get_adapter().get_member_by_phone(app=app, phone=number)
-    account = _account("phone", number, member)
-    had_failures = _check_lock(app=app, account=account)
+    account = user_sessions.account_key("phone", number, member)
+    had_failures = user_sessions.check_lock(app=app, account=account)
     if member is None or not member.user.is_active:
-        _login_failed(app=app, account=account, member=None)
+        user_sessions.login_failed(app=app, account=account, member=None)
         raise InvalidCodeError() if app_settings.CONCEAL_ACCOUNTS else UserNotFoundError()
     if not member.phone_verified:
         raise PhoneNumberNotVerifiedError()
     try:
         codes.verify_code(app=app, phone=number, purpose=CodePurpose.LOGIN, code=code)
     except InvalidCodeError:
-        _login_failed(app=app, account=account, member=member)
+        user_sessions.login_failed(app=app, account=account, member=member)
         raise
-    _logged_in(app=app, account=account, member=member, method="sms_code",
-               had_failures=had_failures)
+    user_sessions.logged_in(app=app, account=account, member=member, method="sms_code",
+                            had_failures=had_failures)
     return member
 
 
@@ -419,7 +418,7 @@ def request_signup_code(*, app: App, phone: object, validate_token: object = Non
                         client_ip: str | None = None) -> None:
     """A code for :func:`signup_or_login_by_code` (sign up, or log in when the
     number already has an account)."""
-    _take_ip(client_ip)
+    user_sessions.take_ip(client_ip)
     number = parse_phone(phone).e164
     _send_code(app=app, phone=number, purpose=CodePurpose.SIGNUP,
                validate_token=validate_token, client_ip=client_ip)
@@ -437,7 +436,7 @@ def signup_or_login_by_code(*, app: App, phone: object, code: object,
     sign-up only (without it the password is unusable); the number is verified.
     Returns ``(member, created)``. Of concurrent calls with one code, one wins.
     """
-    _take_ip(client_ip)
+    user_sessions.take_ip(client_ip)
     number = parse_phone(phone).e164
     member = get_adapter().get_member_by_phone(app=app, phone=number)
     if member is not None:
@@ -447,11 +446,11 @@ def signup_or_login_by_code(*, app: App, phone: object, code: object,
             raise PhoneNumberNotVerifiedError()
         if not member.user.is_active:
             raise UserNotFoundError()
-        account = _account("phone", number, member)
-        had_failures = _check_lock(app=app, account=account)
+        account = user_sessions.account_key("phone", number, member)
+        had_failures = user_sessions.check_lock(app=app, account=account)
         _verify_signup_code(app=app, phone=number, code=code)
-        _logged_in(app=app, account=account, member=member, method="sms_code",
-                   had_failures=had_failures)
+        user_sessions.logged_in(app=app, account=account, member=member, method="sms_code",
+                                had_failures=had_failures)
         return member, False
     username = clean_username(number if username in (None, "") else username)
     password = None if password in (None, "") else clean_password(password)
@@ -460,8 +459,9 @@ def signup_or_login_by_code(*, app: App, phone: object, code: object,
     _verify_signup_code(app=app, phone=number, code=code)
     member = _create(app=app, username=username, password=password, email=None,
                      phone=number, phone_verified=True, extra=fields, method="sms_code")
-    _logged_in(app=app, account=_account("phone", number, member), member=member,
-               method="sms_code", had_failures=False)
+    account = user_sessions.account_key("phone", number, member)
+    user_sessions.logged_in(app=app, account=account, member=member, method="sms_code",
+                            had_failures=False)
     return member, True
 
 
@@ -479,7 +479,7 @@ def _verify_signup_code(*, app: App, phone: str, code: object) -> None:
 def request_phone_verification(*, app: App, phone: object, validate_token: object = None,
                                client_ip: str | None = None) -> None:
     """``requestMobilePhoneVerify``: nothing is sent to an already verified number."""
-    _take_ip(client_ip)
+    user_sessions.take_ip(client_ip)
     number = parse_phone(phone).e164
     member = get_adapter().get_member_by_phone(app=app, phone=number)
     if member is None:
@@ -497,7 +497,7 @@ def verify_phone(*, app: App, code: object, phone: object = None,
     With a number (or a session whose member has one) the code must be that
     number's; without either it is found by value (the JS SDK sends no number).
     """
-    _take_ip(client_ip)
+    user_sessions.take_ip(client_ip)
     number = _narrowing_number(phone=phone, member=member)
     if number is not None:
         target = get_adapter().get_member_by_phone(app=app, phone=number)
@@ -519,7 +519,7 @@ def verify_phone(*, app: App, code: object, phone: object = None,
 def request_password_reset(*, app: App, phone: object, validate_token: object = None,
                            client_ip: str | None = None) -> None:
     """``requestPasswordResetBySmsCode``: unverified numbers only with the app's option."""
-    _take_ip(client_ip)
+    user_sessions.take_ip(client_ip)
     number = parse_phone(phone).e164
     member = get_adapter().get_member_by_phone(app=app, phone=number)
     if member is None:
@@ -534,7 +534,7 @@ def reset_password(*, app: App, code: object, password: object, phone: object = 
                    client_ip: str | None = None) -> AppUser:
     """``resetPasswordBySmsCode/<code>``: new password, every session ended, the
     account's login failures cleared."""
-    _take_ip(client_ip)
+    user_sessions.take_ip(client_ip)
     password = clean_password(password)
     if phone not in (None, ""):
         number = parse_phone(phone).e164
@@ -570,7 +570,7 @@ def request_phone_change(*, app: App, member: AppUser, phone: object, ttl: objec
                          validate_token: object = None, client_ip: str | None = None) -> None:
     """``requestChangePhoneNumber``: a code to the new number, valid ``ttl`` minutes
     (``CHANGE_PHONE_TTL_MINUTES`` by default), usable only by this member."""
-    _take_ip(client_ip)
+    user_sessions.take_ip(client_ip)
     number = parse_phone(phone).e164
     other = get_adapter().get_member_by_phone(app=app, phone=number)
     if other is not None and other.pk != member.pk:
@@ -588,7 +588,7 @@ def request_phone_change(*, app: App, member: AppUser, phone: object, ttl: objec
 def change_phone(*, app: App, member: AppUser, phone: object, code: object,
                  client_ip: str | None = None) -> AppUser:
     """``changePhoneNumber``: the number of the request step, with its code."""
-    _take_ip(client_ip)
+    user_sessions.take_ip(client_ip)
     number = parse_phone(phone).e164
     bound = VerificationCode.objects.filter(
         app=app, phone=number, purpose=CodePurpose.CHANGE_PHONE, status=CodeStatus.ACTIVE
@@ -617,146 +617,6 @@ def _narrowing_number(*, phone: object, member: AppUser | None) -> str | None:
     if member is not None and member.phone:
         return member.phone
     return None
-
-
-# --- sessions --------------------------------------------------------------------------
-
-
-def start_session(*, member: AppUser, client_ip: str | None = None) -> str:
-    """A new session token for the member (only its keyed hash is stored)."""
-    token = "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(_TOKEN_LENGTH))
-    UserSession.objects.create(app_id=member.app_id, member=member, client_ip=client_ip,
-                               token_hash=token_digest(label=_SESSION_LABEL, token=token))
-    return token
-
-
-def member_for_session(*, app: App, token: object) -> AppUser:
-    """The member of a live session of ``app``: 206 without a token, 211 for an
-    unknown, revoked or other app's token, or an inactive user."""
-    if not token:
-        raise SessionRequiredError()
-    if not isinstance(token, str) or len(token) > 128:
-        raise UserNotFoundError()
-    session = (
-        UserSession.objects.select_related("member__user")
-        .filter(app=app, token_hash__in=token_digests(label=_SESSION_LABEL, token=token),
-                revoked_at__isnull=True)
-        .first()
-    )
-    if session is None or not session.member.user.is_active:
-        raise UserNotFoundError()
-    member = session.member
-    member.app = app
-    return member
-
-
-def end_sessions(*, member: AppUser) -> None:
-    """Revoke every live session of the member."""
-    count = UserSession.objects.filter(member=member, revoked_at__isnull=True).update(
-        revoked_at=timezone.now()
-    )
-    if count:
-        signals.member_sessions_ended.send_robust(sender=AppUser, app=member.app,
-                                                  member=member, count=count)
-
-
-def revoke_sessions(*, sessions) -> int:
-    """Revoke the given live sessions (the admin's action). Returns how many."""
-    return sessions.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
-
-
-def refresh_session(*, member: AppUser, client_ip: str | None = None) -> str:
-    """``refreshSessionToken``: every session ended, a new token returned."""
-    with transaction.atomic():
-        end_sessions(member=member)
-        return start_session(member=member, client_ip=client_ip)
-
-
-# --- lockout -----------------------------------------------------------------------------
-
-
-def _account(kind: str, value: object, member: AppUser | None) -> str:
-    """The lockout key: the member when one matched, else what was typed."""
-    if member is not None:
-        return f"member:{member.object_id}"
-    return f"{kind}:{value}"[:200]
-
-
-def _check_lock(*, app: App, account: str) -> bool:
-    """Raise 219 while the account is locked; True when it has failures on record
-    (which a successful login then clears)."""
-    now = timezone.now()
-    row = LoginLockout.objects.filter(app=app, account=account).values_list(
-        "locked_until", flat=True
-    )[:1]
-    if not row:
-        return False
-    until = row[0]
-    if until is not None and until > now:
-        raise LoginLockedError(retry_after=max(1, math.ceil((until - now).total_seconds())))
-    return True
-
-
-def _login_failed(*, app: App, account: str, member: AppUser | None) -> None:
-    now = timezone.now()
-    window = timedelta(seconds=app_settings.LOGIN_LOCKOUT_SECONDS)
-    with transaction.atomic():
-        row, _ = LoginLockout.objects.select_for_update().get_or_create(
-            app=app, account=account,
-            defaults={"failures": 0, "window_started_at": now, "last_failure_at": now,
-                      "member": member},
-        )
-        if row.window_started_at <= now - window:
-            row.failures, row.window_started_at, row.locked_until = 0, now, None
-        row.failures += 1
-        row.last_failure_at = now
-        row.member = member
-        locked = row.failures >= app_settings.LOGIN_MAX_FAILURES
-        if locked:
-            row.locked_until = now + window
-        row.save()
-    signals.member_login_failed.send_robust(sender=AppUser, app=app, account=account,
-                                            member=member, failures=row.failures)
-    if locked:
-        signals.member_locked_out.send_robust(sender=AppUser, app=app, account=account,
-                                              member=member, locked_until=row.locked_until)
-
-
-def unlock(*, lockouts) -> int:
-    """Clear the given lockouts (the admin's action). Returns how many."""
-    count, _ = lockouts.delete()
-    return count
-
-
-def prune(*, now: datetime | None = None) -> dict[str, int]:
-    """Periodic hygiene: failure counts whose window and lock are over, and
-    sessions revoked more than ``REVOKED_SESSIONS_KEEP_DAYS`` ago."""
-    now = now or timezone.now()
-    window = timedelta(seconds=app_settings.LOGIN_LOCKOUT_SECONDS)
-    lockouts, _ = LoginLockout.objects.filter(
-        window_started_at__lte=now - window, last_failure_at__lte=now - window,
-    ).exclude(locked_until__gt=now).delete()
-    keep = timedelta(days=app_settings.REVOKED_SESSIONS_KEEP_DAYS)
-    sessions, _ = UserSession.objects.filter(revoked_at__lte=now - keep).delete()
-    return {"lockouts": lockouts, "sessions": sessions}
-
-
-def _logged_in(*, app: App, account: str, member: AppUser, method: str,
-               had_failures: bool) -> None:
-    if had_failures:
-        LoginLockout.objects.filter(app=app, account=account).delete()
-    signals.member_logged_in.send_robust(sender=AppUser, app=app, member=member,
-                                         method=method)
-
-
-def _take_ip(client_ip: str | None) -> None:
-    if not client_ip:
-        return
-    ratelimit.take([
-        ratelimit.Limit(ratelimit.WINDOW, f"user-ip:{client_ip}", TooManyRequestsError,
-                        seconds=seconds, limit=limit)
-        for seconds, limit in app_settings.USER_IP_LIMITS
-    ])
 
 
 # --- sending -----------------------------------------------------------------------------
