@@ -158,6 +158,11 @@ CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Keep each worker process's database connection across tasks (Celery closes
+# it after every task otherwise: a new PostgreSQL connection per delivery).
+# The package's tasks still drop a connection that failed or is older than
+# CONN_MAX_AGE.
+CELERY_DB_REUSE_MAX = 1000
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULE = {
     # Every 10 s: a code whose worker died before calling the provider goes out

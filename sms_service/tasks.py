@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
+from celery.signals import task_postrun, task_prerun
+from django.db import close_old_connections, connection
 
 from .conf import app_settings
 from .exceptions import ProviderTemporaryError
@@ -27,6 +31,24 @@ def redispatch_stuck_messages() -> dict[str, int]:
     """Periodic (every few seconds): re-send rows a broker outage left in
     ``queued`` and claims a dead worker abandoned; settle unknown codes."""
     return recovery.redispatch_stuck()
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _close_old_connections(sender: Any = None, **kwargs: Any) -> None:
+    """Around each of this package's tasks, drop database connections that
+    failed or outlived CONN_MAX_AGE, as Django does around a request.
+
+    Celery's Django fix-up closes the connection after every task unless
+    CELERY_DB_REUSE_MAX is set, and then keeps it without these checks: a
+    worker that reuses connections (the example project does) still gets a
+    fresh one after a database restart.
+    """
+    if not getattr(sender, "name", "").startswith("sms_service."):
+        return
+    if getattr(getattr(sender, "request", None), "is_eager", False) or connection.in_atomic_block:
+        return  # run inline, inside the caller's transaction
+    close_old_connections()
 
 
 # --- Billing and delivery receipts ----------------------------------------------

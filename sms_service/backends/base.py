@@ -94,6 +94,13 @@ class BaseSmsBackend:
     accept receipts and :meth:`poll_status` for providers without webhooks.
     """
 
+    #: How many queued messages one worker run may claim and send together
+    #: (``OPTIONS["BATCH_SIZE"]`` overrides it per alias). 1 for providers over
+    #: the network: there each call's round trip dominates, and messages sent one
+    #: by one go out in parallel over the workers. Backends whose calls cost
+    #: next to nothing send batches, writing each batch's statuses, events and
+    #: charges in a few statements.
+    default_batch_size: ClassVar[int] = 1
     provider_name: ClassVar[str] = ""
     supported_channels: ClassVar[tuple[str, ...]] = CHANNELS
     #: The provider sends only templates registered with it (a template id and
@@ -241,6 +248,11 @@ class BaseSmsBackend:
             cls.poll_status is not BaseSmsBackend.poll_status
             or cls.poll_message_status is not BaseSmsBackend.poll_message_status
         )
+
+    @property
+    def batch_size(self) -> int:
+        """Messages one worker run may send together (see :attr:`default_batch_size`)."""
+        return int(self.option("BATCH_SIZE", type(self).default_batch_size))
 
     def option(self, name: str, default: Any = ..., *, required: bool = False) -> Any:
         """An option from ``BACKENDS[alias]["OPTIONS"]``; names the key when missing."""

@@ -11,6 +11,7 @@ from .base import BaseSmsBackend, OutgoingMessage, SendResult
 
 class DummyBackend(BaseSmsBackend):
     provider_name = "dummy"
+    default_batch_size = 100  # no network: a batch's database writes are the cost
 
     def build_payload(self, message: OutgoingMessage) -> None:
         return None

@@ -277,6 +277,20 @@ def _charge(*, message: Message, reason: str) -> None:
     )
 
 
+def charge_delivered(*, messages: list[Message]) -> None:
+    """:func:`_charge` for many delivered messages in one INSERT (a delivery
+    batch); messages settled already are left as they are."""
+    entries = [
+        LedgerEntry(app_id=message.app_id, kind=LedgerKind.CHARGE, amount=Decimal(0),
+                    held_change=-message.cost, message=message,
+                    reason=MessageStatus.DELIVERED)
+        for message in messages
+        if not message.is_test and message.cost and message.cost > 0
+    ]
+    if entries:
+        LedgerEntry.objects.bulk_create(entries, ignore_conflicts=True)
+
+
 def settle(*, message: Message, kind: str, reason: str = "") -> bool:
     """Charge or release ``message``'s hold; False if it was settled already (or
     never held). Safe to call concurrently and repeatedly."""

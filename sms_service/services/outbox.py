@@ -23,7 +23,7 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -41,7 +41,7 @@ from ..exceptions import (
     SmsServiceConfigurationError,
 )
 from ..models import App, Message, MessageEvent, MessageStatus
-from . import circuit, provider_templates, taskqueue
+from . import billing, circuit, provider_templates, taskqueue
 from .lifecycle import transition
 from .receipts import apply_held_receipts, status_callback_url
 
@@ -100,12 +100,43 @@ def start_call(message: Message) -> bool:
     return bool(started)
 
 
+def start_calls(messages: list[Message]) -> None:
+    """:func:`start_call` for many messages in one statement (a batch about to
+    be sent); sets ``call_started_at`` on those whose claim still holds."""
+    if not messages:
+        return
+    now = timezone.now()
+    table = connection.ops.quote_name(Message._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS m SET call_started_at = %s "
+            f"FROM unnest(%s::bigint[], %s::integer[]) AS c(id, attempts) "
+            f"WHERE m.id = c.id AND m.attempts = c.attempts AND m.status = %s "
+            f"AND m.call_started_at IS NULL RETURNING m.id",
+            [now, [m.pk for m in messages], [m.attempts for m in messages],
+             MessageStatus.SENDING],
+        )
+        started = {row[0] for row in cursor.fetchall()}
+    for message in messages:
+        if message.pk in started:
+            message.call_started_at = now
+
+
 def deliver(*, message_id: int) -> str:
     """Send one queued message through its backend. Safe to call more than once.
+
+    When the message's backend sends in batches (its ``batch_size``, see
+    :attr:`BaseSmsBackend.batch_size`), the run also claims up to that many
+    other queued messages of the same backend and sends them too; their own
+    tasks then find them claimed and skip.
 
     Raises :class:`ProviderTemporaryError` after putting the message back in the
     queue when a retry may help (the Celery task retries with backoff).
     """
+    if message_id in _sent_in_batch:
+        # Claimed and sent by an earlier batch of this process: nothing to ask.
+        _sent_in_batch.discard(message_id)
+        return "skipped"
     now = timezone.now()
     claimed = Message.objects.filter(pk=message_id, status=MessageStatus.QUEUED).update(
         status=MessageStatus.SENDING, attempts=F("attempts") + 1, updated_at=now, next_attempt_at=None,
@@ -114,55 +145,67 @@ def deliver(*, message_id: int) -> str:
     if not claimed:
         return "skipped"
     message = Message.objects.select_related("app").get(pk=message_id)
-    MessageEvent.objects.record(message, f"attempt {message.attempts}", status=MessageStatus.SENDING)
+    size = batch_size(message.backend)
+    if size > 1 and connection.features.has_select_for_update_skip_locked:
+        others = _claim_batch(alias=message.backend, exclude=message.pk, limit=size - 1, now=now)
+        if others:
+            return _deliver_batch(message, others)
+    return _deliver_claimed(message, _Immediate())
+
+
+def _deliver_claimed(message: Message, sink: _Immediate) -> str:
+    """Send a message this run has claimed (``sending``), along its route."""
+    sink.event(message, f"attempt {message.attempts}", status=MessageStatus.SENDING)
     aliases = _failover_route(message)
     last_error: ProviderTemporaryError | ProviderRejectedError | None = None
     for position, alias in enumerate(aliases):
         remaining = position < len(aliases) - 1
         if not circuit.allow(alias):
             # Skipped without a call: nothing can have been sent through it.
-            MessageEvent.objects.record(message, f"{alias}: circuit open, skipped", backend=alias)
+            sink.event(message, f"{alias}: circuit open, skipped", backend=alias)
             last_error = ProviderTemporaryError(f"the circuit of backend {alias!r} is open")
             continue
         if alias != message.backend:
             Message.objects.filter(pk=message.pk).update(backend=alias)
             message.backend = alias
         backend = get_backend(alias)
-        MessageEvent.objects.record(message, f"sending through {alias} ({backend.provider_name})",
-                     status=MessageStatus.SENDING, backend=alias, provider=backend.provider_name)
+        sink.event(message, f"sending through {alias} ({backend.provider_name})",
+                   status=MessageStatus.SENDING, backend=alias, provider=backend.provider_name)
         try:
             outgoing = _outgoing(message, backend)
             # Once per claim, just before the first provider call.
-            if message.call_started_at is None and not start_call(message):
+            if message.call_started_at is None and not sink.start_call(message):
                 return "skipped"  # this claim was abandoned and given to another run
             result = backend.send(outgoing)
         except SendCancelled as exc:
+            sink.flush()
             transition(message, MessageStatus.FAILED, description=f"cancelled before sending: {exc}",
                        error_code="cancelled", error_message=str(exc), payload=None)
             return MessageStatus.FAILED
         except ProviderTemporaryError as exc:
             circuit.record_failure(alias)
-            MessageEvent.objects.record(message, f"{alias} failed, nothing sent: {exc}", backend=alias)
+            sink.event(message, f"{alias} failed, nothing sent: {exc}", backend=alias)
             last_error = exc
             continue
         except ProviderRejectedError as exc:
             if remaining and exc.context.get("provider_fault"):
                 # The provider's own refusal (account, template, signature):
                 # the next provider may well send it.
-                MessageEvent.objects.record(message, f"{alias} refused, trying the next: {exc}",
-                             backend=alias)
+                sink.event(message, f"{alias} refused, trying the next: {exc}", backend=alias)
                 last_error = exc
                 continue
+            sink.flush()
             _fail(message, exc)
             return MessageStatus.FAILED
         except ProviderOutcomeUnknownError as exc:
             # The provider may have sent it: never resent, here or elsewhere.
+            sink.flush()
             transition(message, MessageStatus.UNKNOWN, description=f"outcome unknown ({alias}): {exc}",
                        error_message=str(exc))
             return MessageStatus.UNKNOWN
         circuit.record_success(alias)
-        _handle_success(message, backend.provider_name, result)
-        return message.status
+        return sink.success(message, backend.provider_name, result)
+    sink.flush()
     if isinstance(last_error, ProviderRejectedError):
         _fail(message, last_error)
         return MessageStatus.FAILED
@@ -170,6 +213,194 @@ def deliver(*, message_id: int) -> str:
     if _handle_temporary(message, last_error):
         raise last_error
     return MessageStatus.FAILED
+
+
+# --- batches ---------------------------------------------------------------------------
+
+#: Ids this process sent in a batch whose own task has not arrived yet: that
+#: task skips without a query. Bounded; forgetting an id only costs the query.
+_sent_in_batch: set[int] = set()
+_SENT_IN_BATCH_MAX = 50_000
+
+
+def batch_size(alias: str) -> int:
+    """How many messages of backend ``alias`` one run may send (1: one at a time)."""
+    try:
+        return max(1, int(get_backend(alias).batch_size))
+    except SmsServiceConfigurationError:
+        return 1
+
+
+def _claim_batch(*, alias: str, exclude: int, limit: int, now: Any) -> list[Message]:
+    """Claim up to ``limit`` due queued messages of backend ``alias`` in one
+    statement (rows another run holds are skipped, never waited for)."""
+    table = connection.ops.quote_name(Message._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            # A CTE runs once: the LIMIT holds (a subquery may be rescanned).
+            f"WITH picked AS MATERIALIZED ("
+            f"  SELECT id FROM {table} WHERE status = %s AND backend = %s AND id <> %s"
+            f"  AND (next_attempt_at IS NULL OR next_attempt_at <= %s)"
+            f"  ORDER BY updated_at LIMIT %s FOR UPDATE SKIP LOCKED) "
+            f"UPDATE {table} AS m SET status = %s, attempts = m.attempts + 1, updated_at = %s, "
+            f"next_attempt_at = NULL, call_started_at = NULL "
+            f"FROM picked WHERE m.id = picked.id AND m.status = %s RETURNING m.id",
+            [MessageStatus.QUEUED, alias, exclude, now, limit, MessageStatus.SENDING, now,
+             MessageStatus.QUEUED],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    if not ids:
+        return []
+    return list(Message.objects.select_related("app").filter(pk__in=ids).order_by("pk"))
+
+
+class _Immediate:
+    """How a single run writes: each event and status change at once."""
+
+    def event(self, message: Message, description: str, *, status: str = "",
+              **detail: Any) -> None:
+        MessageEvent.objects.record(message, description, status=status, **detail)
+
+    def start_call(self, message: Message) -> bool:
+        return start_call(message)
+
+    def success(self, message: Message, provider: str, result: SendResult) -> str:
+        _handle_success(message, provider, result)
+        return message.status
+
+    def flush(self) -> None:
+        pass
+
+
+class _Batch(_Immediate):
+    """How a batch writes: events and final-at-once successes are kept and
+    written together (a few statements for the whole batch); the start of the
+    provider calls is recorded for all the batch's unstarted messages at once,
+    just before the first of them is sent."""
+
+    def __init__(self, messages: list[Message]):
+        self.messages = messages
+        self.events: list[MessageEvent] = []
+        self.delivered: list[tuple[Message, str, SendResult]] = []
+
+    def event(self, message: Message, description: str, *, status: str = "",
+              **detail: Any) -> None:
+        self.events.append(MessageEvent(message=message, status=status,
+                                        description=description[:255], detail=detail))
+
+    def start_call(self, message: Message) -> bool:
+        pending = [m for m in self.messages if m.call_started_at is None]
+        if message not in pending:
+            pending.append(message)
+        start_calls(pending)
+        return message.call_started_at is not None
+
+    def success(self, message: Message, provider: str, result: SendResult) -> str:
+        if result.status != MessageStatus.DELIVERED:
+            self.flush()
+            return super().success(message, provider, result)
+        self.delivered.append((message, provider, result))
+        return MessageStatus.DELIVERED
+
+    def flush(self) -> None:
+        delivered, self.delivered = self.delivered, []
+        changed: list[Message] = []
+        with transaction.atomic():
+            if delivered:
+                changed = _mark_delivered(delivered)
+                for message in changed:
+                    self.events.append(MessageEvent(
+                        message=message, status=MessageStatus.ACCEPTED,
+                        description=f"accepted by {message.provider}", detail={}))
+                    self.events.append(MessageEvent(
+                        message=message, status=MessageStatus.DELIVERED,
+                        description=f"{message.provider} reports delivered", detail={}))
+                billing.charge_delivered(messages=changed)
+            if self.events:
+                MessageEvent.objects.bulk_create(self.events)
+                self.events = []
+        for message in changed:
+            for old, new in ((MessageStatus.SENDING, MessageStatus.ACCEPTED),
+                             (MessageStatus.ACCEPTED, MessageStatus.DELIVERED)):
+                signals.delivery_status_changed.send_robust(
+                    sender=Message, message=message, old_status=old, new_status=new)
+            _sent_in_batch.add(message.pk)
+        if len(_sent_in_batch) > _SENT_IN_BATCH_MAX:
+            _sent_in_batch.clear()
+
+
+def _mark_delivered(delivered: list[tuple[Message, str, SendResult]]) -> list[Message]:
+    """``sending -> delivered`` (through ``accepted``) for many messages in one
+    conditional UPDATE; returns those it changed."""
+    now = timezone.now()
+    by_id = {message.pk: (message, provider, result) for message, provider, result in delivered}
+    table = connection.ops.quote_name(Message._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS m SET status = %s, provider = v.provider, "
+            f"provider_message_id = v.provider_message_id, sent_at = %s, finished_at = %s, "
+            f"updated_at = %s, payload = NULL "
+            f"FROM unnest(%s::bigint[], %s::text[], %s::text[]) "
+            f"  AS v(id, provider, provider_message_id) "
+            f"WHERE m.id = v.id AND m.status = %s RETURNING m.id",
+            [MessageStatus.DELIVERED, now, now, now, list(by_id),
+             [provider for _, provider, _ in by_id.values()],
+             [result.provider_message_id for _, _, result in by_id.values()],
+             MessageStatus.SENDING],
+        )
+        ids = {row[0] for row in cursor.fetchall()}
+    changed = []
+    for message_id in ids:
+        message, provider, result = by_id[message_id]
+        message.status = MessageStatus.DELIVERED
+        message.provider = provider
+        message.provider_message_id = result.provider_message_id
+        message.sent_at = message.finished_at = message.updated_at = now
+        message.payload = None
+        changed.append(message)
+    return changed
+
+
+def _deliver_batch(first: Message, others: list[Message]) -> str:
+    """Send ``first`` (this task's own message) and ``others`` (claimed with it).
+    Each message is sent at most once, as alone; an error with one is that
+    message's and never stops the rest. Returns ``first``'s outcome (raising
+    its temporary error last, for the task to retry)."""
+    batch = _Batch([first, *others])
+    outcome = "skipped"
+    own_error: BaseException | None = None
+    try:
+        for message in batch.messages:
+            try:
+                status = _deliver_claimed(message, batch)
+            except ProviderTemporaryError as exc:
+                if message is first:
+                    own_error = exc
+                else:
+                    # Its own task has been consumed: schedule the retry here.
+                    _dispatch_later(message.pk, exc.retry_after or 1)
+                continue
+            except Exception as exc:
+                if message is first:
+                    own_error = exc
+                else:
+                    logger.exception("message %s failed in a batch", message.pk)
+                continue
+            if message is first:
+                outcome = status
+    finally:
+        batch.flush()
+    if own_error is not None:
+        raise own_error
+    return outcome
+
+
+def _dispatch_later(message_id: int, countdown: int) -> None:
+    try:
+        taskqueue.get("deliver_message").apply_async((message_id,), countdown=countdown)
+    except Exception:
+        logger.exception("could not schedule the retry of message %s; it will be "
+                         "redispatched", message_id)
 
 
 def _failover_route(message: Message) -> list[str]:

@@ -1,0 +1,208 @@
+"""Delivery in batches: a worker run whose backend sends in batches claims many
+queued messages in one statement and sends each of them once, charged once,
+with the same events and webhooks as one by one. On PostgreSQL (row locks
+with SKIP LOCKED); skipped elsewhere."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from django.db import connections
+from django.utils import timezone
+
+from sms_service.backends import locmem
+from sms_service.backends.locmem import LocmemBackend
+from sms_service.exceptions import ProviderTemporaryError
+from sms_service.models import (
+    LedgerEntry,
+    LedgerKind,
+    Message,
+    MessageStatus,
+    Signature,
+    Webhook,
+    WebhookDelivery,
+)
+from sms_service.services import billing, outbox
+from sms_service.services.sending import SmsRequest, request_sms
+from tests.billing_support import (
+    assert_books,
+    funded_app,
+    is_postgresql,
+    phone,
+    requires_postgresql,
+    set_price,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+S = MessageStatus
+
+
+class FlakyLocmemBackend(LocmemBackend):
+    """The locmem backend, failing (nothing sent) for the numbers in ``failing``."""
+
+    failing: set[str] = set()
+
+    def post_to_provider(self, message, payload):
+        if message.to in self.failing:
+            raise ProviderTemporaryError("503 from provider")
+        return super().post_to_provider(message, payload)
+
+
+@pytest.fixture(autouse=True)
+def batches(settings, monkeypatch):
+    if not is_postgresql():
+        pytest.skip(requires_postgresql)
+    locmem.outbox.clear()
+    outbox._sent_in_batch.clear()
+    FlakyLocmemBackend.failing = set()
+    settings.SMS_SERVICE = {
+        **settings.SMS_SERVICE,
+        "ASYNC": True,
+        "PUMPING_DEFENCE": {"ENABLED": False},
+        "BACKENDS": {
+            "default": {"BACKEND": f"{__name__}.FlakyLocmemBackend",
+                        "OPTIONS": {"BATCH_SIZE": 10}},
+            "other": {"BACKEND": "sms_service.backends.locmem.LocmemBackend"},
+        },
+    }
+    # Nothing is published: the tests call deliver() as the task would.
+    monkeypatch.setattr(outbox, "_send_task", lambda task, message_id: None)
+    retries: list[tuple[int, int]] = []
+    monkeypatch.setattr(outbox, "_dispatch_later",
+                        lambda message_id, countdown: retries.append((message_id, countdown)))
+    yield retries
+    outbox._sent_in_batch.clear()
+
+
+@pytest.fixture
+def billed_app():
+    set_price("0.05")
+    app = funded_app("100", pumping_defence=False)
+    Signature.objects.create(app=app, name="Demo", text="Demo", status="approved",
+                             is_default=True)
+    return app
+
+
+def queue(app, count: int, start: int = 0) -> list[int]:
+    return [request_sms(app=app, request=SmsRequest(phone=phone(start + i))).pk
+            for i in range(count)]
+
+
+def sends() -> Counter:
+    """Provider calls per message id."""
+    return Counter(m.message_id for m in locmem.outbox)
+
+
+def test_a_run_sends_a_batch_and_every_message_once(billed_app):
+    ids = queue(billed_app, 25)
+    assert outbox.deliver(message_id=ids[0]) == S.DELIVERED
+    # The run sent its own message and nine others in the same run.
+    assert len(locmem.outbox) == 10
+    assert Message.objects.filter(pk__in=ids, status=S.DELIVERED).count() == 10
+    # Every task then runs, as the broker hands them out, in any order.
+    for message_id in reversed(ids):
+        outbox.deliver(message_id=message_id)
+    calls = sends()
+    assert sorted(calls) == sorted(ids)
+    assert set(calls.values()) == {1}
+    for message in Message.objects.filter(pk__in=ids):
+        assert message.status == S.DELIVERED
+        assert message.attempts == 1
+        assert message.payload is None
+        assert message.provider == "locmem" and message.provider_message_id
+        assert message.call_started_at is not None
+        assert list(message.events.values_list("status", flat=True)) == [
+            S.SENDING, S.SENDING, S.ACCEPTED, S.DELIVERED]
+    charges = Counter(LedgerEntry.objects.filter(message_id__in=ids, kind=LedgerKind.CHARGE)
+                      .values_list("message_id", flat=True))
+    assert charges == Counter({message_id: 1 for message_id in ids})
+    billed_app.refresh_from_db()
+    assert billing.books(app=billed_app).held == 0
+    assert_books(billed_app)
+
+
+def test_concurrent_runs_never_send_a_message_twice(billed_app):
+    ids = queue(billed_app, 60)
+    barrier = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def run(share: list[int]) -> None:
+        try:
+            barrier.wait(timeout=30)
+            for message_id in share:
+                outbox.deliver(message_id=message_id)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(ids[i::6],)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    calls = sends()
+    assert sorted(calls) == sorted(ids)
+    assert set(calls.values()) == {1}
+    assert Message.objects.filter(pk__in=ids, status=S.DELIVERED).count() == 60
+    assert LedgerEntry.objects.filter(message_id__in=ids, kind=LedgerKind.CHARGE).count() == 60
+    assert_books(billed_app)
+
+
+def test_a_failure_in_a_batch_is_that_message_s_alone(billed_app, batches):
+    ids = queue(billed_app, 10)
+    failing = Message.objects.get(pk=ids[4])
+    FlakyLocmemBackend.failing = {failing.phone}
+    assert outbox.deliver(message_id=ids[0]) == S.DELIVERED
+    failing.refresh_from_db()
+    # Nothing was sent for it: back in the queue with a backoff, its retry
+    # scheduled (its own task has been consumed); the hold stays.
+    assert failing.status == S.QUEUED
+    assert failing.call_started_at is None
+    assert failing.next_attempt_at is not None
+    assert [message_id for message_id, _ in batches] == [failing.pk]
+    assert not LedgerEntry.objects.filter(message=failing, kind=LedgerKind.CHARGE).exists()
+    others = [i for i in ids if i != failing.pk]
+    assert Message.objects.filter(pk__in=others, status=S.DELIVERED).count() == 9
+    # The retry sends it.
+    FlakyLocmemBackend.failing = set()
+    assert outbox.deliver(message_id=failing.pk) == S.DELIVERED
+    assert sends()[failing.pk] == 1
+    assert_books(billed_app)
+
+
+def test_own_temporary_failure_is_raised_after_the_rest_is_sent(billed_app, batches):
+    ids = queue(billed_app, 5)
+    FlakyLocmemBackend.failing = {Message.objects.get(pk=ids[0]).phone}
+    with pytest.raises(ProviderTemporaryError):
+        outbox.deliver(message_id=ids[0])
+    assert Message.objects.get(pk=ids[0]).status == S.QUEUED
+    assert Message.objects.filter(pk__in=ids[1:], status=S.DELIVERED).count() == 4
+    assert batches == []  # the task itself retries its own message
+
+
+def test_a_batch_takes_only_due_messages_of_the_same_backend(billed_app, settings):
+    ids = queue(billed_app, 4)
+    later = Message.objects.get(pk=ids[1])
+    Message.objects.filter(pk=later.pk).update(next_attempt_at=timezone.now()
+                                               + timedelta(minutes=5))
+    Message.objects.filter(pk=ids[2]).update(backend="other")
+    assert outbox.deliver(message_id=ids[0]) == S.DELIVERED
+    statuses = dict(Message.objects.filter(pk__in=ids).values_list("pk", "status"))
+    assert statuses == {ids[0]: S.DELIVERED, ids[1]: S.QUEUED, ids[2]: S.QUEUED,
+                        ids[3]: S.DELIVERED}
+
+
+def test_webhooks_report_every_message_of_a_batch(billed_app):
+    Webhook.objects.create(app=billed_app, url="https://hooks.example.com/sms",
+                           events=["message.delivered"])
+    ids = queue(billed_app, 8)
+    outbox.deliver(message_id=ids[0])
+    reported = Counter(d.payload["data"]["message_id"]
+                       for d in WebhookDelivery.objects.filter(event="message.delivered"))
+    assert reported == Counter({message_id: 1 for message_id in ids})
