@@ -22,6 +22,16 @@ def _clean_outbox_and_cache():
     locmem.outbox.clear()
 
 
+@pytest.fixture(autouse=True)
+def _default_language():
+    """Each test starts in the default language: LocaleMiddleware leaves a request's
+    language active in the thread (the test client's requests run in this one)."""
+    from django.utils import translation
+
+    yield
+    translation.deactivate()
+
+
 #: Lines the reliability suite reports; printed at the end of the run.
 _FIGURES: list[str] = []
 
