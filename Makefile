@@ -32,8 +32,9 @@ RELIABILITY := worker_killed broker_down cache_down database_restart
 
 test: install
 	bash tests/sdk/install.sh
-	$(BIN)/python -m pytest $(PYTEST_ARGS) --ignore=tests/test_reliability.py --ignore=tests/test_worker.py
+	$(BIN)/python -m pytest $(PYTEST_ARGS) --ignore=tests/test_reliability.py --ignore=tests/test_worker.py --ignore=tests/test_scale_out.py
 	$(BIN)/python -m pytest $(PYTEST_ARGS) tests/test_worker.py
+	$(BIN)/python -m pytest $(PYTEST_ARGS) tests/test_scale_out.py
 	for scenario in $(RELIABILITY); do \
 		$(BIN)/python -m pytest $(PYTEST_ARGS) tests/test_reliability.py -k $$scenario || exit 1; \
 	done
