@@ -11,7 +11,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install --quiet -e ".[example,postgres,redis,twilio,aliyun,tencent]" --group test --group dev
+	$(BIN)/python -m pip install --quiet -e ".[example,postgres,redis,twilio,aliyun,tencent,xlsx]" --group test --group dev
 	touch $@
 
 install: $(VENV)/.installed

@@ -1,5 +1,6 @@
 """Screenshots of the console at a phone's and a desktop's width, with the check
-that no page scrolls sideways: dashboard, bill, review queue, template page."""
+that no page scrolls sideways: dashboard, bill, review queue, export, template and
+signature pages."""
 
 from __future__ import annotations
 
@@ -61,6 +62,7 @@ def test_console_pages_fit_a_phone_and_a_desktop(console, live_server):
         "dashboard": "/admin/sms_service/message/dashboard/?range=30d",
         "bill": f"/admin/sms_service/ledgerentry/apps/{app.pk}/",
         "review-queue": "/admin/sms_service/template/review-queue/",
+        "export": "/admin/sms_service/message/export/",
         "template": f"/admin/sms_service/template/{template.pk}/change/",
         "pending-signature": "/admin/sms_service/signature/{}/change/".format(
             Signature.objects.get(name="sign_Pending").pk),

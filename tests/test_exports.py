@@ -1,4 +1,5 @@
-"""Exports: CSV of messages, ledger and bills per period, streamed, numbers masked."""
+"""Exports: CSV (streamed) and XLSX of messages, ledger and bills per period, numbers
+masked."""
 
 from __future__ import annotations
 
@@ -117,6 +118,75 @@ def test_the_bill_export_splits_charges_by_channel_and_country(client, app):
     _staff(client, "view_ledgerentry")
     header, *rows = _csv(client.get(reverse(EXPORT), {"kind": "bills", "range": "today"}))
     assert [r[1:] for r in rows] == [["Demo", "sms", "CN", "", "2", "2", "3.0000"]]
+
+
+def _xlsx(response) -> list[list]:
+    import openpyxl
+
+    assert response["Content-Type"] == (
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    assert response["Content-Disposition"].endswith('.xlsx"')
+    workbook = openpyxl.load_workbook(io.BytesIO(b"".join(response.streaming_content)),
+                                      read_only=True)
+    (sheet,) = workbook.worksheets
+    return [list(row) for row in sheet.iter_rows(values_only=True)]
+
+
+def test_xlsx_messages_open_with_the_rows_and_masked_numbers(client, app):
+    _messages(app, 2, at=_day(1))
+    _messages(app, 1, at=_day(20), start=50)  # outside the range
+    _staff(client, "view_message")
+    header, *rows = _xlsx(client.get(reverse(EXPORT), {
+        "kind": "messages", "format": "xlsx", **_range(7)}))
+    assert header[0].startswith("created (") and "cost (CNY)" in header
+    assert [r[2] for r in rows] == ["+86186****0000", "+86186****0001"]
+    assert rows[0][1] == "Demo" and rows[0][9] == 0.05  # a number, not text
+
+
+def test_xlsx_full_numbers_need_the_permission(client, app):
+    _messages(app, 1, at=_day(0))
+    _staff(client, "view_message", "view_full_numbers")
+    header, row = _xlsx(client.get(reverse(EXPORT), {
+        "kind": "messages", "range": "today", "format": "xlsx"}))
+    assert row[2] == "+8618600000000"
+
+
+def test_xlsx_ledger_and_bill(client, app):
+    from tests.billing_support import accepted_message
+
+    billing.top_up(app=app, amount="10", reason="=HYPERLINK(\"http://x\")")
+    message = accepted_message(app, cost="2")
+    billing.settle(message=message, kind="charge")
+    _staff(client, "view_ledgerentry")
+    header, *rows = _xlsx(client.get(reverse(EXPORT), {
+        "kind": "ledger", "range": "today", "format": "xlsx"}))
+    top_up = next(r for r in rows if r[2] == "Top-up")
+    assert top_up[3] == 10 and top_up[7] == '=HYPERLINK("http://x")'  # text, not a formula
+    header, *rows = _xlsx(client.get(reverse(EXPORT), {
+        "kind": "bills", "range": "today", "format": "xlsx"}))
+    assert header[-1] == "amount (CNY)"
+    assert [r[1:] for r in rows] == [["Demo", "sms", "CN", None, 1, 1, 2]]
+
+
+def test_a_long_xlsx_export_goes_on_in_another_sheet_under_the_header():
+    import openpyxl
+
+    from sms_service.services.exports import xlsx_file
+
+    source = [["n", "note"], *([i, f"row {i}\x01"] for i in range(5))]
+    workbook = openpyxl.load_workbook(xlsx_file(source, title="ledger", max_rows=3))
+    sheets = [[list(r) for r in sheet.iter_rows(values_only=True)]
+              for sheet in workbook.worksheets]
+    assert [len(rows) for rows in sheets] == [3, 3, 2]
+    assert all(rows[0] == ["n", "note"] for rows in sheets)
+    assert [row[0] for rows in sheets for row in rows[1:]] == [0, 1, 2, 3, 4]
+
+
+def test_the_export_page_offers_xlsx_and_refuses_other_formats(client, app):
+    _staff(client, "view_message")
+    assert 'name="format" value="xlsx"' in client.get(reverse(EXPORT)).content.decode()
+    response = client.get(reverse(EXPORT), {"kind": "messages", "format": "pdf"})
+    assert response.status_code == 404
 
 
 def _double_messages() -> None:

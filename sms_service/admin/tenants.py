@@ -7,7 +7,12 @@ from datetime import timedelta
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -32,6 +37,8 @@ from ..templatetags.sms_admin import money
 from . import charts
 from .localtime import LocalTimesMixin, local_time
 from .ranges import RangeForm
+
+_XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 _EXPORT_LABELS = [
     ("messages", _("Messages")),
@@ -267,14 +274,24 @@ class MessageAdmin(LocalTimesMixin, admin.ModelAdmin):
                 raise Http404("Unknown export.")
             if not self._may_export(request, kind):
                 raise PermissionDenied
+            file_format = request.GET.get("format") or "csv"
+            if file_format not in ("csv", "xlsx") or (
+                    file_format == "xlsx" and not exports.xlsx_available()):
+                raise Http404("Unknown export format.")
             if form.is_valid():
                 period = form.period
-                lines = exports.csv_lines(exports.rows(
+                rows = exports.rows(
                     kind=kind, period=period, app=form.selected_app,
                     full_numbers=request.user.has_perm(FULL_NUMBERS_PERMISSION),
-                ))
-                response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
-                name = f"sms-{kind}-{period.start:%Y%m%d}-{period.end:%Y%m%d}.csv"
+                )
+                name = f"sms-{kind}-{period.start:%Y%m%d}-{period.end:%Y%m%d}.{file_format}"
+                if file_format == "xlsx":
+                    return FileResponse(
+                        exports.xlsx_file(rows, title=kind), as_attachment=True,
+                        filename=name, content_type=_XLSX_TYPE,
+                    )
+                response = StreamingHttpResponse(exports.csv_lines(rows),
+                                                 content_type="text/csv; charset=utf-8")
                 response["Content-Disposition"] = f'attachment; filename="{name}"'
                 return response
         elif not self.has_view_permission(request):
@@ -286,6 +303,7 @@ class MessageAdmin(LocalTimesMixin, admin.ModelAdmin):
             "form": form,
             "kinds": [(k, label) for k, label in _EXPORT_LABELS if self._may_export(request, k)],
             "full_numbers": request.user.has_perm(FULL_NUMBERS_PERMISSION),
+            "xlsx": exports.xlsx_available(),
         }
         return TemplateResponse(request, "sms_service/admin/export.html", context)
 

@@ -68,7 +68,11 @@ def sms_admin_links(context: dict[str, Any]) -> list[dict[str, Any]]:
     add("admin:sms_service_ledgerentry_apps", _("Balances and bills"),
         _("Balance, held money and the bill of each app"),
         perm="sms_service.view_ledgerentry")
-    add("admin:sms_service_export", _("Export"), _("Messages, ledger and bills as CSV"),
+    from ..services.exports import xlsx_available
+
+    add("admin:sms_service_export", _("Export"),
+        _("Messages, ledger and bills as CSV or XLSX") if xlsx_available()
+        else _("Messages, ledger and bills as CSV"),
         perm="sms_service.view_message")
     add("sms_service:docs", _("API documentation"),
         _("The LeanCloud-compatible REST API"))
