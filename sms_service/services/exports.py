@@ -193,7 +193,8 @@ def xlsx_file(source: Iterable[list[Any]], *, title: str,
     rows = iter(source)
     header = next(rows, [])
     sheets = 0
-    sheet, row_index = None, max_rows
+    sheet: Any = None
+    row_index = max_rows
     for row in rows:
         if row_index >= max_rows:
             sheets += 1
