@@ -437,6 +437,8 @@ def main() -> int:
     modes = [m for m in args.modes.split(",") if m]
 
     wrk = find_wrk()
+    # A SIGTERM stops the servers too (the finally blocks run).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     admin_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
     cache_url = os.environ.get("CACHE_URL", "redis://127.0.0.1:6379/1")
     broker_url = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")

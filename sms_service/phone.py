@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import phonenumbers
@@ -71,16 +72,26 @@ def parse_phone(raw: object) -> PhoneNumber:
         raise InvalidPhoneNumberError()
     if not body.replace(" ", "").replace("-", "").isascii():
         raise InvalidPhoneNumberError()
-    try:
-        parsed = phonenumbers.parse(text, app_settings.DEFAULT_REGION)
-    except phonenumbers.NumberParseException as exc:
-        raise InvalidPhoneNumberError() from exc
-    if not phonenumbers.is_valid_number(parsed):
+    phone = _parse(text, app_settings.DEFAULT_REGION)
+    if phone is None:
         raise InvalidPhoneNumberError()
-    region = phonenumbers.region_code_for_number(parsed) or ""
+    return phone
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(text: str, default_region: str) -> PhoneNumber | None:
+    """The number, or None when it is not valid. Remembered per process: a
+    number is parsed when its code is sent and again when it is verified, and
+    the metadata walk is the costly part."""
+    try:
+        parsed = phonenumbers.parse(text, default_region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
     return PhoneNumber(
         e164=phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164),
-        region=region,
+        region=phonenumbers.region_code_for_number(parsed) or "",
         country_code=parsed.country_code or 0,
         number_type=phonenumbers.number_type(parsed),
     )

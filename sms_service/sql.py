@@ -8,6 +8,7 @@ runs on PostgreSQL and SQLite. Everything else uses the ORM.
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime
 from typing import Any
 
@@ -39,26 +40,46 @@ def insert_from(obj: models.Model, connection: Any, source: str,
     Every concrete field but the primary key, prepared as ``save()`` prepares it
     (``auto_now`` included); each value is cast to its column's type, since a
     SELECT list does not take its types from the target columns. ``computed``
-    gives SQL for some columns instead (``{"message_id": "m.id"}``).
+    gives SQL for some columns instead (``{"message_id": "m.id"}``). NULLs,
+    empty strings, zeros and booleans are written in the text, so the statement
+    has few parameters and its text repeats (the driver keeps parsed statements
+    of up to 50 parameters).
     """
     computed = computed or {}
-    ops = connection.ops
-    columns, values, params = [], [], []
-    for field in obj._meta.concrete_fields:
-        if field.primary_key:
-            continue
-        columns.append(ops.quote_name(field.column))
+    table, columns, fields = _insert_plan(type(obj), connection.vendor, connection.alias)
+    values, params = [], []
+    for field, cast in fields:
         if field.column in computed:
             values.append(computed[field.column])
             continue
         value = field.get_db_prep_save(field.pre_save(obj, True), connection=connection)
+        if value is None:
+            values.append(f"NULL::{cast}")
+        elif value is True or value is False:
+            values.append("true" if value else "false")
+        elif value == "" and isinstance(value, str):
+            values.append(f"''::{cast}")
+        elif value == 0 and type(value) is int:
+            values.append(f"0::{cast}")
+        else:
+            values.append(f"%s::{cast}")
+            params.append(value)
+    return f"INSERT INTO {table} ({columns}) SELECT {', '.join(values)} FROM {source}", params
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_plan(model: type[models.Model], vendor: str, alias: str) -> tuple[str, str, list]:
+    """The quoted table, the column list and (field, cast type) of each column."""
+    connection = connections[alias]
+    ops = connection.ops
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    casts = []
+    for field in fields:
         cast = field.cast_db_type(connection)
         if cast is None:  # concrete fields always have one
             raise TypeError(f"{field.name} has no database type")
         # Text goes in as text: the column's own length check then refuses what
-        # an explicit CAST to varchar(n) would silently cut.
-        values.append(f"CAST(%s AS {'text' if cast.startswith('varchar') else cast})")
-        params.append(value)
-    sql = (f"INSERT INTO {ops.quote_name(obj._meta.db_table)} ({', '.join(columns)}) "
-           f"SELECT {', '.join(values)} FROM {source}")
-    return sql, params
+        # an explicit cast to varchar(n) would silently cut.
+        casts.append((field, "text" if cast.startswith("varchar") else cast))
+    return (ops.quote_name(model._meta.db_table),
+            ", ".join(ops.quote_name(f.column) for f in fields), casts)

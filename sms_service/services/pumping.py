@@ -161,7 +161,7 @@ def _bump(keys: list[str], timeout: int, read: Sequence[str] = ()) -> dict[str, 
             except ValueError:  # expired between add and incr
                 cache.set(key, 1, timeout=timeout)
         return {k: int(v) for k, v in cache.get_many(list(read)).items()} if read else {}
-    make_key = cache.make_and_validate_key
+    make_key = cache.make_key  # the keys are this module's own: nothing to validate
     for key in keys:
         raw = make_key(key)
         pipe.set(raw, 0, ex=timeout, nx=True)
@@ -216,6 +216,7 @@ def record_sent(*, app: App, phone: str, region: str) -> PumpingBlock | None:
         read = [key for scope, value, _ in scopes
                 for key in _share_keys(app, scope, value, int(config["WINDOW_SECONDS"]),
                                        int(config["BUCKET_SECONDS"]), now)]
+        read += _share_keys(app, "app", "all", int(config["BASELINE_SECONDS"]), 3600, now)
         found = _bump(_counter_keys(app, "sent", phone, region, config, now),
                       timeout=int(config["BASELINE_SECONDS"]) + 3600, read=read)
         return _evaluate(app=app, phone=phone, region=region, config=config, now=now,
@@ -263,11 +264,12 @@ def share(*, app: App, scope: str, value: str, seconds: int, slice_seconds: int,
                  verified=sum(int(found.get(k) or 0) for k in keys[half:]))
 
 
-def baseline(*, app: App, config: dict[str, Any], now: float, excluding: Share) -> float:
+def baseline(*, app: App, config: dict[str, Any], now: float, excluding: Share,
+             found: dict[str, int] | None = None) -> float:
     """The app's own verified share (hourly counters) leaving out the traffic
     under suspicion, or the default before there is enough of it."""
     overall = share(app=app, scope="app", value="all", seconds=int(config["BASELINE_SECONDS"]),
-                    slice_seconds=3600, now=now)
+                    slice_seconds=3600, now=now, found=found)
     rest = Share(sent=max(overall.sent - excluding.sent, 0),
                  verified=max(overall.verified - excluding.verified, 0))
     if rest.sent < int(config["BASELINE_MIN_VOLUME"]):
@@ -288,7 +290,7 @@ def _evaluate(*, app, phone, region, config, now, found=None) -> PumpingBlock | 
                         slice_seconds=bucket, now=now, found=found)
         if current.sent < minimum:
             continue
-        base = baseline(app=app, config=config, now=now, excluding=current)
+        base = baseline(app=app, config=config, now=now, excluding=current, found=found)
         if current.ratio < base * float(config["MAX_RATIO"]):
             return _block(app=app, scope=scope, value=value, current=current, base=base,
                           config=config)
