@@ -7,6 +7,7 @@ import re
 from typing import Any, cast
 
 from django.core.exceptions import RequestDataTooBig
+from django.http import HttpResponse
 from django.utils.translation import gettext_noop
 from drf_spectacular.openapi import AutoSchema
 from rest_framework.permissions import BasePermission
@@ -122,6 +123,11 @@ class LeanCloudSchema(AutoSchema):
         return ["application/json"]
 
 
+def empty_response() -> HttpResponse:
+    """``{}``, the answer of most calls, without a renderer pass."""
+    return HttpResponse(b"{}", content_type="application/json; charset=utf-8")
+
+
 class LeanCloudView(APIView):
     """Thin view: LeanCloud auth, tolerant JSON bodies, LeanCloud error envelope.
 
@@ -143,6 +149,17 @@ class LeanCloudView(APIView):
 
     def get_exception_handler(self):
         return exception_handler
+
+    def perform_content_negotiation(self, request: Request, force: bool = False):
+        # Every answer is JSON: a client that accepts anything (the SDKs send
+        # no Accept header or */*) or JSON skips DRF's negotiation; any other
+        # Accept header is negotiated as usual (406 when JSON is not acceptable).
+        accept = request.META.get("HTTP_ACCEPT", "")
+        if (not accept or accept == "*/*" or accept.startswith("application/json")) and (
+                len(self.renderer_classes) == 1):
+            renderer = self.renderer_classes[0]()
+            return renderer, renderer.media_type
+        return super().perform_content_negotiation(request, force)
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)

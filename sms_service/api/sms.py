@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
-from rest_framework.response import Response
 
 from ..exceptions import OperationForbiddenError, PhoneNumberMissingError
 from ..models import CodePurpose
 from ..phone import parse_phone
 from ..services import codes
 from ..services.sending import SmsRequest, request_sms
-from .base import LeanCloudView, client_ip
+from .base import LeanCloudView, client_ip, empty_response
 
 #: Body keys with a meaning of their own; every other key is a template variable.
 NAMED_FIELDS = (
@@ -61,7 +61,7 @@ class RequestSmsCodeView(LeanCloudView):
 
     operation_id = "requestSmsCode"
 
-    def post(self, request: Request) -> Response:
+    def post(self, request: Request) -> HttpResponse:
         body = self.body
         sms = SmsRequest(
             phone=body.get("mobilePhoneNumber"),
@@ -76,7 +76,7 @@ class RequestSmsCodeView(LeanCloudView):
             client_ip=client_ip(request),
         )
         request_sms(app=self.app, request=sms, is_master=self.credentials.is_master)
-        return Response({})
+        return empty_response()
 
 
 @extend_schema(
@@ -101,7 +101,7 @@ class VerifySmsCodeView(LeanCloudView):
 
     operation_id = "verifySmsCode"
 
-    def post(self, request: Request, code: str) -> Response:
+    def post(self, request: Request, code: str) -> HttpResponse:
         app = self.app
         if not app.sms_enabled or not (
             app.sms_api_enabled or self.credentials.is_master
@@ -116,4 +116,4 @@ class VerifySmsCodeView(LeanCloudView):
         codes.verify_code(
             app=app, phone=phone.e164, purpose=CodePurpose.GENERIC, code=code
         )
-        return Response({})
+        return empty_response()

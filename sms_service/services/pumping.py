@@ -140,52 +140,84 @@ class Share:
         return self.verified / self.sent if self.sent else 1.0
 
 
-def _key(app: App, what: str, scope: str, value: str, bucket: int) -> str:
+def _key(app: App, what: str, scope: str, value: str, bucket: int | str) -> str:
     return f"sms_service:pumping:{app.pk}:{what}:{scope}:{value}:{bucket}"
 
 
-def _bump(keys: list[str], timeout: int, read: Sequence[str] = ()) -> dict[str, int]:
-    """Add one to each of ``keys`` (created with ``timeout``), then read the
-    counters ``read``: ``{key: value}`` of those that exist.
+#: A send's or a verify's counting on Redis, in one round trip: add one to each
+#: counter (created with the timeout), then sum the sent and verified counters
+#: of each group of buckets. ARGV: timeout, n, the n counter keys, then per group
+#: the sent prefix, the verified prefix, the first and the last bucket (a
+#: counter's key is its prefix followed by its bucket).
+_COUNT_LUA = """
+local timeout, n = tonumber(ARGV[1]), tonumber(ARGV[2])
+for i = 3, 2 + n do
+  redis.call('SET', ARGV[i], 0, 'EX', timeout, 'NX')
+  redis.call('INCR', ARGV[i])
+end
+local out = {}
+for i = 3 + n, #ARGV, 4 do
+  local sent, verified = 0, 0
+  for b = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]) do
+    sent = sent + (tonumber(redis.call('GET', ARGV[i] .. b)) or 0)
+    verified = verified + (tonumber(redis.call('GET', ARGV[i + 1] .. b)) or 0)
+  end
+  out[#out + 1] = sent
+  out[#out + 1] = verified
+end
+return out
+"""
+_count_script: Any = None
 
-    On Redis (django-redis or Django's own backend) all of it is one pipelined
-    round trip; any other cache gets the same through its generic calls.
+
+def _bump(app: App, keys: list[str], timeout: int,
+          groups: Sequence[tuple[str, str, int, int]] = (),
+          now: float = 0.0) -> dict[tuple[str, str], Share]:
+    """Add one to each of ``keys`` (created with ``timeout``), then the Share of
+    each group ``(scope, value, seconds, slice seconds)`` up to ``now``:
+    ``{(scope, value): Share}``.
+
+    On django-redis (one server, Django's default key function) it is one
+    script run, one round trip; any other cache gets the same through its
+    generic calls.
     """
     cache = _cache()
-    pipe = _redis_pipeline(cache, keys[0] if keys else "")
-    if pipe is None:
+    client = _script_client(cache)
+    if client is None:
         for key in keys:
             cache.add(key, 0, timeout=timeout)
             try:
                 cache.incr(key)
             except ValueError:  # expired between add and incr
                 cache.set(key, 1, timeout=timeout)
-        return {k: int(v) for k, v in cache.get_many(list(read)).items()} if read else {}
+        return {(scope, value): share(app=app, scope=scope, value=value, seconds=seconds,
+                                      slice_seconds=step, now=now)
+                for scope, value, seconds, step in groups}
+    global _count_script
+    if _count_script is None:
+        _count_script = client.register_script(_COUNT_LUA)
     make_key = cache.make_key  # the keys are this module's own: nothing to validate
-    for key in keys:
-        raw = make_key(key)
-        pipe.set(raw, 0, ex=timeout, nx=True)
-        pipe.incr(raw)
-    if read:
-        pipe.mget([make_key(key) for key in read])
-    results = pipe.execute()
-    if not read:
-        return {}
-    return {key: int(value) for key, value in zip(read, results[-1], strict=True)
-            if value is not None}
+    args: list[Any] = [timeout, len(keys), *(make_key(key) for key in keys)]
+    for scope, value, seconds, step in groups:
+        last = int(now // step)
+        args += [make_key(_key(app, "sent", scope, value, "")),
+                 make_key(_key(app, "verified", scope, value, "")),
+                 last - seconds // step + 1, last]
+    sums = _count_script(keys=[], args=args, client=client)
+    return {(scope, value): Share(sent=int(sums[2 * i]), verified=int(sums[2 * i + 1]))
+            for i, (scope, value, _, _) in enumerate(groups)}
 
 
-def _redis_pipeline(cache, key: str) -> Any:
-    """A pipeline on the cache's Redis client (counters are stored as plain
-    integers by both Redis backends), or None for another kind of cache."""
-    client = getattr(cache, "client", None)  # django-redis
-    if client is not None and hasattr(client, "get_client"):
-        return client.get_client(write=True).pipeline(transaction=False)
-    inner = getattr(cache, "_cache", None)  # django.core.cache.backends.redis
-    if inner is not None and type(inner).__name__ == "RedisCacheClient":
-        return inner.get_client(cache.make_and_validate_key(key), write=True).pipeline(
-            transaction=False)
-    return None
+def _script_client(cache) -> Any:
+    """The redis-py client of a django-redis cache whose keys end with the key
+    given (so the script can add the bucket), or None."""
+    from django.core.cache.backends.base import default_key_func
+
+    from .ratelimit import _redis_client
+
+    if getattr(cache, "key_func", None) is not default_key_func:
+        return None
+    return _redis_client(cache)
 
 
 def _scopes(app: App, phone: str, region: str, config: dict[str, Any]) -> list[tuple[str, str]]:
@@ -210,17 +242,16 @@ def record_sent(*, app: App, phone: str, region: str) -> PumpingBlock | None:
     config = settings_for(app)
     now = time.time()
     try:
-        # The window counters of the range and the country are read in the
-        # same round trip as the bump (they include this send).
-        scopes = _evaluated_scopes(phone, region, config)
-        read = [key for scope, value, _ in scopes
-                for key in _share_keys(app, scope, value, int(config["WINDOW_SECONDS"]),
-                                       int(config["BUCKET_SECONDS"]), now)]
-        read += _share_keys(app, "app", "all", int(config["BASELINE_SECONDS"]), 3600, now)
-        found = _bump(_counter_keys(app, "sent", phone, region, config, now),
-                      timeout=int(config["BASELINE_SECONDS"]) + 3600, read=read)
+        # The window counts of the range and the country and the app's
+        # baseline come back from the bump itself (they include this send).
+        window, bucket = int(config["WINDOW_SECONDS"]), int(config["BUCKET_SECONDS"])
+        groups = [(scope, value, window, bucket)
+                  for scope, value, _ in _evaluated_scopes(phone, region, config)]
+        groups.append(("app", "all", int(config["BASELINE_SECONDS"]), 3600))
+        shares = _bump(app, _counter_keys(app, "sent", phone, region, config, now),
+                       timeout=int(config["BASELINE_SECONDS"]) + 3600, groups=groups, now=now)
         return _evaluate(app=app, phone=phone, region=region, config=config, now=now,
-                         found=found)
+                         shares=shares)
     except Exception:  # noqa: BLE001 - counting must never fail a send
         logger.exception("pumping counters unavailable for app %s", app.pk)
         return None
@@ -235,41 +266,32 @@ def record_verified(*, app: App, phone: str) -> None:
 
     try:
         region = parse_phone(phone).region
-        _bump(_counter_keys(app, "verified", phone, region, config, time.time()),
+        _bump(app, _counter_keys(app, "verified", phone, region, config, time.time()),
               timeout=int(config["BASELINE_SECONDS"]) + 3600)
     except Exception:  # noqa: BLE001
         logger.exception("pumping counters unavailable for app %s", app.pk)
 
 
-def _share_keys(app: App, scope: str, value: str, seconds: int, slice_seconds: int,
-                now: float) -> list[str]:
-    """The sent counters then the verified counters of (scope, value) over the
-    last ``seconds``."""
+def share(*, app: App, scope: str, value: str, seconds: int, slice_seconds: int,
+          now: float | None = None) -> Share:
+    """Codes sent and verified for (scope, value) over the last ``seconds``."""
+    now = time.time() if now is None else now
     last = int(now // slice_seconds)
     buckets = range(last - seconds // slice_seconds + 1, last + 1)
-    return ([_key(app, "sent", scope, value, b) for b in buckets]
-            + [_key(app, "verified", scope, value, b) for b in buckets])
-
-
-def share(*, app: App, scope: str, value: str, seconds: int, slice_seconds: int,
-          now: float | None = None, found: dict[str, int] | None = None) -> Share:
-    """Codes sent and verified for (scope, value) over the last ``seconds``
-    (from ``found`` when the counters were read already)."""
-    now = time.time() if now is None else now
-    keys = _share_keys(app, scope, value, seconds, slice_seconds, now)
-    if found is None:
-        found = _cache().get_many(keys)
-    half = len(keys) // 2
-    return Share(sent=sum(int(found.get(k) or 0) for k in keys[:half]),
-                 verified=sum(int(found.get(k) or 0) for k in keys[half:]))
+    sent_keys = [_key(app, "sent", scope, value, b) for b in buckets]
+    verified_keys = [_key(app, "verified", scope, value, b) for b in buckets]
+    found = _cache().get_many(sent_keys + verified_keys)
+    return Share(sent=sum(int(found.get(k) or 0) for k in sent_keys),
+                 verified=sum(int(found.get(k) or 0) for k in verified_keys))
 
 
 def baseline(*, app: App, config: dict[str, Any], now: float, excluding: Share,
-             found: dict[str, int] | None = None) -> float:
+             overall: Share | None = None) -> float:
     """The app's own verified share (hourly counters) leaving out the traffic
     under suspicion, or the default before there is enough of it."""
-    overall = share(app=app, scope="app", value="all", seconds=int(config["BASELINE_SECONDS"]),
-                    slice_seconds=3600, now=now, found=found)
+    if overall is None:
+        overall = share(app=app, scope="app", value="all",
+                        seconds=int(config["BASELINE_SECONDS"]), slice_seconds=3600, now=now)
     rest = Share(sent=max(overall.sent - excluding.sent, 0),
                  verified=max(overall.verified - excluding.verified, 0))
     if rest.sent < int(config["BASELINE_MIN_VOLUME"]):
@@ -283,14 +305,13 @@ def _evaluated_scopes(phone: str, region: str, config: dict[str, Any]) -> list[t
             (Scope.COUNTRY, region, int(config["COUNTRY_MIN_VOLUME"]))]
 
 
-def _evaluate(*, app, phone, region, config, now, found=None) -> PumpingBlock | None:
-    window, bucket = int(config["WINDOW_SECONDS"]), int(config["BUCKET_SECONDS"])
+def _evaluate(*, app, phone, region, config, now, shares) -> PumpingBlock | None:
     for scope, value, minimum in _evaluated_scopes(phone, region, config):
-        current = share(app=app, scope=scope, value=value, seconds=window,
-                        slice_seconds=bucket, now=now, found=found)
+        current = shares[(scope, value)]
         if current.sent < minimum:
             continue
-        base = baseline(app=app, config=config, now=now, excluding=current, found=found)
+        base = baseline(app=app, config=config, now=now, excluding=current,
+                        overall=shares[("app", "all")])
         if current.ratio < base * float(config["MAX_RATIO"]):
             return _block(app=app, scope=scope, value=value, current=current, base=base,
                           config=config)
