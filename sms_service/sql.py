@@ -82,4 +82,4 @@ def _insert_plan(model: type[models.Model], vendor: str, alias: str) -> tuple[st
         # an explicit cast to varchar(n) would silently cut.
         casts.append((field, "text" if cast.startswith("varchar") else cast))
     return (ops.quote_name(model._meta.db_table),
-            ", ".join(ops.quote_name(f.column) for f in fields), casts)
+            ", ".join(ops.quote_name(str(f.column)) for f in fields), casts)
