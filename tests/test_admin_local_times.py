@@ -17,6 +17,7 @@ from sms_service.models import (
     KeyRotation,
     LedgerEntry,
     Message,
+    MessageEvent,
     Webhook,
     WebhookDelivery,
 )
@@ -58,6 +59,8 @@ def assert_local(html: str, where: str, seconds: bool = False) -> None:
 def test_message_list_and_page(root, app):
     message = Message.objects.create(app=app, phone="+8618612345678", body="x",
                                      status="delivered", created_at=AT, sent_at=AT)
+    MessageEvent.objects.create(message=message, status="delivered",
+                                description="Delivered", created_at=AT)
     assert_local(page(root, "/admin/sms_service/message/"), "message list")
     html = page(root, f"/admin/sms_service/message/{message.pk}/change/")
     assert_local(html, "message page", seconds=True)

@@ -24,7 +24,7 @@ from sms_service.models import (
     Webhook,
     WebhookDelivery,
 )
-from sms_service.services import billing, content
+from sms_service.services import billing, content, users
 
 pytestmark = pytest.mark.django_db
 
@@ -54,6 +54,8 @@ def _rows(batch: int) -> App:
     hook = Webhook.objects.create(app=app, url=f"https://example.com/{batch}")
     for _ in range(2):
         WebhookDelivery.objects.create(webhook=hook, event="balance.low", payload={})
+    for index in range(2):  # phone users, each with a session
+        users.signup(app=app, username=f"user{batch}_{index}", password="Secret-pw-1")
     for which in ("app_key", "master_key"):
         KeyRotation.objects.create(app=app, which=which, actor=reviewer, via="admin",
                                    grace_until=timezone.now() + timedelta(hours=1))
@@ -76,6 +78,8 @@ PAGES = [
     "/admin/sms_service/webhook/",
     "/admin/sms_service/webhookdelivery/",
     "/admin/sms_service/app/",
+    "/admin/sms_service/appuser/",
+    "/admin/sms_service/usersession/",
     "/admin/sms_service/ledgerentry/apps/",
     "/admin/sms_service/message/dashboard/?range=7d",
     "/admin/",
@@ -107,3 +111,19 @@ def test_an_apps_page_and_bill_are_flat(root):
         billing.top_up(app=app, amount="1", reason="more")
     assert LedgerEntry.objects.filter(app=app).count() == 5
     assert [_count(root, path) for path in pages] == few
+
+
+def test_a_template_page_is_flat_in_its_versions(root):
+    app = _rows(1)
+    template = app.templates.first()
+    path = f"/admin/sms_service/template/{template.pk}/change/"
+    root.get(path)
+    few = _count(root, path)
+    reviewer = get_user_model().objects.create_superuser("boss", "b@example.com", "pw")
+    for number in range(4):  # approved versions by a reviewer, then a new one each
+        content.approve(item=template.versions.order_by("-number").first(), reviewer=reviewer)
+        content.save_template(template=template, body=f"Order {{{{order_id}}}} step {number}.",
+                              signature=template.versions.first().signature,
+                              submitted_by=reviewer)
+    assert template.versions.count() == 5
+    assert _count(root, path) == few

@@ -296,12 +296,22 @@ class TemplateVersionInline(LocalTimesMixin, admin.TabularInline):
     )
     ordering = ["-number"]
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # Counted and joined with the rows, not a query per version.
+        return (
+            super().get_queryset(request)
+            .select_related("template", "signature", "submitted_by", "reviewed_by")
+            .annotate(provider_template_count=Count("provider_templates"))
+        )
+
     @admin.display(description=_("provider templates"))
     def provider_templates_link(self, obj: TemplateVersion) -> str:
         if not obj.pk:
             return "—"
         url = reverse("admin:sms_service_templateversion_change", args=[obj.pk])
-        count = obj.provider_templates.count()
+        count = getattr(obj, "provider_template_count", None)
+        if count is None:
+            count = obj.provider_templates.count()
         return format_html('<a href="{}">{}</a>', url,
                            _("%d mapped — edit") % count if count else _("map…"))
 

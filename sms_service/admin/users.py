@@ -9,6 +9,7 @@ Django's own user admin (the link on each member).
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.db.models import Count, Q
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -71,9 +72,17 @@ class AppUserAdmin(LocalTimesMixin, admin.ModelAdmin):
             return str(user)
         return format_html('<a href="{}">{}</a>', url, user)
 
-    @admin.display(description=_("live sessions"))
+    def get_queryset(self, request):
+        # The live sessions are counted with the rows, not a query per member.
+        return super().get_queryset(request).annotate(
+            live_session_count=Count("sessions", filter=Q(sessions__revoked_at__isnull=True)))
+
+    @admin.display(description=_("live sessions"), ordering="live_session_count")
     def live_sessions(self, obj: AppUser) -> int:
-        return obj.sessions.filter(revoked_at__isnull=True).count()
+        count = getattr(obj, "live_session_count", None)
+        if count is None:
+            return obj.sessions.filter(revoked_at__isnull=True).count()
+        return count
 
     @admin.action(description=_("End all sessions of the selected members"),
                   permissions=["change"])

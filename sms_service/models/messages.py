@@ -197,7 +197,9 @@ class MessageEvent(models.Model):
         ordering = ["created_at", "pk"]
 
     def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.description}"
+        from ..localtime import local_time
+
+        return f"{local_time(self.created_at, seconds=True)} {self.description}"
 
 
 #: Permission to see numbers unmasked (exports; everywhere else they are masked).
