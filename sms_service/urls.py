@@ -24,7 +24,8 @@ urlpatterns = [
          name="schema"),
     path(
         "sms_service/docs",
-        SpectacularRedocView.as_view(url_name="sms_service:schema", schema=None),
+        SpectacularRedocView.as_view(url_name="sms_service:schema", schema=None,
+                                     template_name="sms_service/redoc.html"),
         name="docs",
     ),
     # Delivery receipts: one generic webhook per backend alias.

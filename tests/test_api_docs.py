@@ -103,3 +103,10 @@ def test_the_admin_index_leads_to_every_sms_screen(client):
                 "/sms_service/docs"):
         assert f'href="{url}"' in page, url
     assert "0 pending" in page
+
+
+def test_the_docs_page_loads_nothing_from_another_site(client):
+    page = client.get("/sms_service/docs").content.decode()
+    assert 'spec-url="/sms_service/schema"' in page
+    assert "/static/drf_spectacular_sidecar/redoc/" in page
+    assert "https://" not in page and "http://" not in page
