@@ -68,7 +68,9 @@ class LocalTimesMixin:
 
     def get_list_display(self, request: HttpRequest) -> Any:
         shown = super().get_list_display(request)  # type: ignore[misc]
-        return [self._local_name(name, seconds=False) for name in shown]
+        editable = set(getattr(self, "list_editable", ()) or ())
+        return [name if name in editable else self._local_name(name, seconds=False)
+                for name in shown]
 
     def get_list_display_links(self, request: HttpRequest, list_display: Any) -> Any:
         links = super().get_list_display_links(request, list_display)  # type: ignore[misc]
