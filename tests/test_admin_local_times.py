@@ -54,11 +54,14 @@ def assert_local(html: str, where: str, seconds: bool = False) -> None:
     shown = f"{LOCAL}:00 CST" if seconds else f"{LOCAL} CST"
     assert shown in html, f"{where}: no {shown}"
     assert "5:05" not in html and "05:05" not in html, f"{where} shows the UTC time"
+    # Django's own format ("Nov. 30, 2026, 1:05 p.m.") does not name the zone.
+    assert "1:05 p.m." not in html, f"{where} shows a time without its zone"
 
 
 def test_message_list_and_page(root, app):
     message = Message.objects.create(app=app, phone="+8618612345678", body="x",
-                                     status="delivered", created_at=AT, sent_at=AT)
+                                     status="delivered", created_at=AT, sent_at=AT,
+                                     call_started_at=AT, next_attempt_at=AT)
     MessageEvent.objects.create(message=message, status="delivered",
                                 description="Delivered", created_at=AT)
     assert_local(page(root, "/admin/sms_service/message/"), "message list")

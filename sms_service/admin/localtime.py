@@ -82,6 +82,12 @@ class LocalTimesMixin:
         # The field itself stays read-only (kept out of the form); the fieldsets
         # show its local-time stand-in.
         fields = list(super().get_readonly_fields(request, obj))  # type: ignore[misc]
+        if not self.has_change_permission(request, obj):  # type: ignore[attr-defined]
+            # A view-only page shows every field read-only: its times too.
+            fields += [
+                field.name for field in self.model._meta.concrete_fields
+                if isinstance(field, models.DateTimeField) and field.name not in fields
+            ]
         local = [self._local_name(name, seconds=True) for name in fields]
         return fields + [name for name in local if name not in fields]
 
