@@ -28,8 +28,9 @@ _FORM = "_local_time"
 def _column(field: models.DateTimeField, local: str, *, seconds: bool) -> Any:
     name = field.name
 
-    def show(obj: Any) -> str:
-        return local_time(getattr(obj, name), seconds=seconds) or "—"
+    def show(obj: Any) -> str | None:
+        # None: the admin's own empty value ("-"), as for its other fields.
+        return local_time(getattr(obj, name), seconds=seconds) or None
 
     show.short_description = field.verbose_name  # type: ignore[attr-defined]
     show.admin_order_field = name  # type: ignore[attr-defined]
