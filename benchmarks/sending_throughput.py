@@ -58,8 +58,6 @@ sys.path.insert(0, str(ROOT))
 
 LUA = ROOT / "benchmarks" / "wrk" / "cycle.lua"
 READ_ROWS = 1000
-#: Each wrk run numbers its phones from its own offset (see cycle.lua).
-OFFSET_STEP = 1_000_000
 
 
 def log(msg: str = "") -> None:
@@ -87,7 +85,8 @@ def find_wrk() -> str:
 
 
 class Load:
-    """Runs wrk with cycle.lua; hands each run a fresh range of phone numbers."""
+    """Runs wrk with cycle.lua; each run takes the phone numbers after the last
+    run's, so no number repeats and each number range gets its turn in order."""
 
     def __init__(self, wrk: str):
         self.wrk = wrk
@@ -100,7 +99,6 @@ class Load:
         env = {**os.environ, "BENCH_KIND": kind, "BENCH_OFFSET": str(self.offset),
                "BENCH_ROWS": str(READ_ROWS), "BENCH_THREADS": str(threads),
                "BENCH_APPS": ",".join(f"{i}:{k}" for i, k in apps)}
-        self.offset += OFFSET_STEP
         cmd = [self.wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
                "--timeout", "10s", "-s", str(LUA), f"http://127.0.0.1:{port}/"]
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 60)
@@ -108,6 +106,9 @@ class Load:
         if out.returncode or line is None:
             raise RuntimeError(f"wrk failed ({out.returncode}): {out.stdout}\n{out.stderr}")
         result = json.loads(line[6:])
+        # The next run's numbers follow this run's (cycle.lua numbers them
+        # offset + seq * threads + thread): number ranges keep their turns.
+        self.offset += result["requests"] + threads
         if (result["done"] == 0 and not warm_up) or result["errors"] > max(2, result["done"] // 100):
             raise RuntimeError(f"{kind}: {result['done']} done, {result['errors']} errors; "
                                f"first: {result['first_error']}")
@@ -418,7 +419,7 @@ def report(results: dict[int, dict[str, list[float]]], modes: list[str]) -> None
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=4.0, help="length of each wrk run")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds per table size")
+    parser.add_argument("--rounds", type=int, default=7, help="rounds per table size")
     parser.add_argument("--threads", type=int, default=8,
                         help="wrk threads, one connection each")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
