@@ -476,3 +476,25 @@ def test_bill_per_day_and_template_shows_only_settled_charges():
     ]
     app.refresh_from_db()
     assert held(app) == 3
+
+
+def test_a_code_clash_during_a_billed_send_holds_the_price_once(signed_app, draw_codes, outbox):
+    """The second number draws the first number's live code: that attempt is
+    undone whole (no hold, no message) and the retry with a new code is held once."""
+    from sms_service.services import codes
+
+    set_price("0.0500")
+    billing.top_up(app=signed_app, amount="1", reason="test funds")
+    draw_codes("111111", "111111", "222222")
+
+    send(signed_app, 0)
+    send(signed_app, 1)
+
+    signed_app.refresh_from_db()
+    assert signed_app.balance == Decimal("0.9000")
+    assert Message.objects.filter(app=signed_app).count() == 2
+    assert LedgerEntry.objects.filter(app=signed_app, kind="hold").count() == 2
+    assert held(signed_app) + bill(signed_app) == Decimal("0.1000")
+    assert_books(signed_app)
+    codes.verify_code(app=signed_app, phone=phone(0), purpose="generic", code="111111")
+    codes.verify_code(app=signed_app, phone=phone(1), purpose="generic", code="222222")

@@ -158,6 +158,20 @@ def test_inactive_webhooks_hear_nothing(app, receiver, django_capture_on_commit_
     assert receiver.requests == []
 
 
+def test_a_webhook_switched_off_or_added_is_heard_at_once(app, receiver,
+                                                          django_capture_on_commit_callbacks):
+    """The subscriptions are cached per app: saving a webhook drops the entry."""
+    hook = Webhook.objects.create(app=app, url=receiver.url)
+    with django_capture_on_commit_callbacks(execute=False):
+        assert len(webhooks.emit(app=app, event="balance.low", data={})) == 1
+        hook.is_active = False
+        hook.save()
+        assert webhooks.emit(app=app, event="balance.low", data={}) == []
+        Webhook.objects.create(app=app, url=receiver.url, events=["code.verified"])
+        assert webhooks.emit(app=app, event="balance.low", data={}) == []
+        assert len(webhooks.emit(app=app, event="code.verified", data={})) == 1
+
+
 def test_redispatch_sends_deliveries_a_broker_outage_left_behind(app, receiver):
     from datetime import timedelta
 
