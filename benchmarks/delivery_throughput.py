@@ -27,7 +27,8 @@ What it does:
      of it made in a few statements, each with its billing hold, so filling a
      round takes less time than draining it), one ``deliver_message`` task
      each, published to the round's queue: done when every message is
-     ``delivered``. Each delivery is the whole send path: claim, provider
+     ``delivered`` and the queue is empty (the tasks of messages a batch sent
+     still cost the worker their skip). Each delivery is the whole send path: claim, provider
      call, events, status, charge.
 
    Prints both rates, the ratio of every round and the median with the spread
@@ -87,10 +88,11 @@ def recreate_database(url: str) -> None:
 
 
 class Worker:
-    def __init__(self, broker: str, concurrency: int, log_path: Path):
+    def __init__(self, broker: str, concurrency: int, log_path: Path, prefetch: int = 1):
         self.name = f"delivery-bench-{uuid.uuid4().hex[:8]}@localhost"
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "benchmarks.delivery_settings",
-               "BENCH_BROKER_URL": broker, "PYTHONPATH": str(ROOT)}
+               "BENCH_BROKER_URL": broker, "BENCH_PREFETCH": str(prefetch),
+               "PYTHONPATH": str(ROOT)}
         self.log_path = log_path
         with open(log_path, "wb") as out:
             self.proc = subprocess.Popen(
@@ -301,7 +303,10 @@ def delivery_round(app, worker: Worker, sender: Sender, n: int) -> float:
     ids = sender.queue(n)
     queue = f"bench-deliver-{uuid.uuid4().hex[:8]}"
     publish(app, deliver_message, ids, queue)
-    elapsed, _ = consume(app, worker, queue, left_to_deliver(min(ids), max(ids)), n)
+    left = left_to_deliver(min(ids), max(ids))
+    # Done when every message is delivered and every task has been taken (the
+    # tasks of messages a batch sent still cost the worker their skip).
+    elapsed, _ = consume(app, worker, queue, lambda: left() + queue_length(app, queue), n)
     from sms_service.models import Message
 
     delivered = Message.objects.filter(pk__in=ids, status="delivered").count()
@@ -323,7 +328,8 @@ def drain(app, worker: Worker, sender: Sender, n: int) -> None:
     log(f"publishing {n} delivery tasks ...")
     publish(app, deliver_message, ids, queue)
     log(f"draining {n} queued messages:")
-    elapsed, memory = consume(app, worker, queue, left_to_deliver(min(ids), max(ids)), n,
+    left = left_to_deliver(min(ids), max(ids))
+    elapsed, memory = consume(app, worker, queue, lambda: left() + queue_length(app, queue), n,
                               progress=True, timeout=3600)
     tenth = max(len(memory) // 10, 1)
     log(f"drain of {n}: {n / elapsed:.0f} deliveries/s over {elapsed:.0f} s; worker memory "
@@ -345,6 +351,8 @@ def main() -> None:
                                                           "redis://127.0.0.1:6379/15"))
     parser.add_argument("--amqp", default=os.environ.get("BENCH_AMQP_URL",
                                                          "amqp://guest:guest@127.0.0.1:5672//"))
+    parser.add_argument("--prefetch", type=int, default=1,
+                        help="the worker's prefetch multiplier (the example project: 1)")
     parser.add_argument("--database", default="sms_delivery_bench")
     parser.add_argument("--drain", type=int, default=0,
                         help="also drain this many queued messages (e.g. 100000)")
@@ -378,7 +386,8 @@ def main() -> None:
     from benchmarks.delivery_celery import app
 
     log(f"{os.cpu_count()} CPUs (shared with whatever else runs here); "
-        f"{args.messages} messages per round; celery worker -c {args.concurrency}")
+        f"{args.messages} messages per round; celery worker -c {args.concurrency}, "
+        f"prefetch multiplier {args.prefetch}")
     urls = {"redis": args.redis, "amqp": args.amqp}
     summary = []
     for broker in args.brokers.split(","):
@@ -389,7 +398,8 @@ def main() -> None:
         app._pool = None
         app.amqp._producer_pool = None
         log(f"\n== {broker} broker ({url}) ==")
-        worker = Worker(url, args.concurrency, Path(f"/tmp/delivery-bench-{broker}.log"))
+        worker = Worker(url, args.concurrency, Path(f"/tmp/delivery-bench-{broker}.log"),
+                        prefetch=args.prefetch)
         try:
             worker.wait_ready(app)
             # Warm-up: both kinds once, not counted.

@@ -160,7 +160,7 @@ def _deliver_claimed(message: Message, sink: _Immediate) -> str:
     last_error: ProviderTemporaryError | ProviderRejectedError | None = None
     for position, alias in enumerate(aliases):
         remaining = position < len(aliases) - 1
-        if not circuit.allow(alias):
+        if not sink.allow(alias):
             # Skipped without a call: nothing can have been sent through it.
             sink.event(message, f"{alias}: circuit open, skipped", backend=alias)
             last_error = ProviderTemporaryError(f"the circuit of backend {alias!r} is open")
@@ -183,7 +183,7 @@ def _deliver_claimed(message: Message, sink: _Immediate) -> str:
                        error_code="cancelled", error_message=str(exc), payload=None)
             return MessageStatus.FAILED
         except ProviderTemporaryError as exc:
-            circuit.record_failure(alias)
+            sink.record_failure(alias)
             sink.event(message, f"{alias} failed, nothing sent: {exc}", backend=alias)
             last_error = exc
             continue
@@ -203,7 +203,7 @@ def _deliver_claimed(message: Message, sink: _Immediate) -> str:
             transition(message, MessageStatus.UNKNOWN, description=f"outcome unknown ({alias}): {exc}",
                        error_message=str(exc))
             return MessageStatus.UNKNOWN
-        circuit.record_success(alias)
+        sink.record_success(alias)
         return sink.success(message, backend.provider_name, result)
     sink.flush()
     if isinstance(last_error, ProviderRejectedError):
@@ -264,6 +264,15 @@ class _Immediate:
     def start_call(self, message: Message) -> bool:
         return start_call(message)
 
+    def allow(self, alias: str) -> bool:
+        return circuit.allow(alias)
+
+    def record_failure(self, alias: str) -> None:
+        circuit.record_failure(alias)
+
+    def record_success(self, alias: str) -> None:
+        circuit.record_success(alias)
+
     def success(self, message: Message, provider: str, result: SendResult) -> str:
         _handle_success(message, provider, result)
         return message.status
@@ -282,6 +291,25 @@ class _Batch(_Immediate):
         self.messages = messages
         self.events: list[MessageEvent] = []
         self.delivered: list[tuple[Message, str, SendResult]] = []
+        self.closed: set[str] = set()  # circuits found closed in this batch
+        self.succeeded: set[str] = set()
+
+    def allow(self, alias: str) -> bool:
+        # A closed circuit is asked once per batch (a few milliseconds), not per
+        # message; a failure asks again (it may have opened the circuit).
+        if alias in self.closed:
+            return True
+        if circuit.state(alias) == circuit.CLOSED:
+            self.closed.add(alias)
+            return True
+        return circuit.allow(alias)
+
+    def record_success(self, alias: str) -> None:
+        self.succeeded.add(alias)
+
+    def record_failure(self, alias: str) -> None:
+        self.closed.discard(alias)
+        circuit.record_failure(alias)
 
     def event(self, message: Message, description: str, *, status: str = "",
               **detail: Any) -> None:
@@ -303,6 +331,9 @@ class _Batch(_Immediate):
         return MessageStatus.DELIVERED
 
     def flush(self) -> None:
+        succeeded, self.succeeded = self.succeeded, set()
+        for alias in succeeded:
+            circuit.record_success(alias)
         delivered, self.delivered = self.delivered, []
         changed: list[Message] = []
         with transaction.atomic():
