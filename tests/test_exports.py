@@ -72,6 +72,18 @@ def test_message_export_masks_numbers_without_the_permission(client, app):
     assert rows[0][1] == "Demo"
 
 
+def test_csv_cells_that_would_run_as_formulas_are_written_as_text(client, app):
+    billing.top_up(app=app, amount="10", reason='=HYPERLINK("http://evil.example","x")')
+    billing.top_up(app=app, amount="5", reason="@SUM(1+1)")
+    billing.top_up(app=app, amount="1", reason="-2+3")
+    _staff(client, "view_ledgerentry")
+    header, *rows = _csv(client.get(reverse(EXPORT), {"kind": "ledger", "range": "today"}))
+    assert sorted(r[7] for r in rows) == [
+        "'-2+3", "'=HYPERLINK(\"http://evil.example\",\"x\")", "'@SUM(1+1)"]
+    # Amounts and phone numbers stay as they are.
+    assert sorted(r[3] for r in rows) == ["1.0000", "10.0000", "5.0000"]
+
+
 def test_full_numbers_need_the_see_full_numbers_permission(client, app):
     _messages(app, 1, at=_day(0))
     _staff(client, "view_message", "view_full_numbers")

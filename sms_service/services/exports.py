@@ -11,6 +11,7 @@ the caller says the user may see them (``sms_service.view_full_numbers``).
 from __future__ import annotations
 
 import csv
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -144,14 +145,32 @@ class _Echo:
         return value
 
 
+#: Text a spreadsheet program would read as a formula (or a DDE call) when a
+#: CSV cell starts with it.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: A signed number or a phone number, masked or not: harmless where a formula
+#: could start, and kept as it is.
+_PLAIN_NUMBER = re.compile(r"[+-]?[0-9*]+(\.[0-9]+)?")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """``value`` for a CSV cell: text that would start a formula gets a leading
+    apostrophe (shown as text, never evaluated); numbers and phone numbers pass."""
+    if (isinstance(value, str) and value.startswith(_FORMULA_START)
+            and not _PLAIN_NUMBER.fullmatch(value)):
+        return "'" + value
+    return value
+
+
 def csv_lines(source: Iterable[list[Any]], *, rows_per_chunk: int = 500) -> Iterator[str]:
     """CSV text in chunks of ``rows_per_chunk`` lines (fewer, larger writes to the
-    client); a BOM first so spreadsheet programs read UTF-8."""
+    client); a BOM first so spreadsheet programs read UTF-8. Free text that a
+    spreadsheet would evaluate as a formula is written as text."""
     writer = csv.writer(_Echo())
     yield "\ufeff"
     lines: list[str] = []
     for row in source:
-        lines.append(writer.writerow(row))
+        lines.append(writer.writerow([spreadsheet_safe(cell) for cell in row]))
         if len(lines) >= rows_per_chunk:
             yield "".join(lines)
             lines.clear()
