@@ -149,6 +149,10 @@ def test_the_dashboard_and_the_app_page_show_a_banner(
                 reverse("admin:sms_service_app_change", args=[defended.pk])):
         page = admin_client.get(url).content.decode()
         assert f"sends to {ATTACKED_RANGE} are held back" in page
+    # An administrator who reads Chinese gets the banner in Chinese.
+    page = admin_client.get(reverse("admin:sms_service_dashboard"),
+                            headers={"accept-language": "zh-hans"}).content.decode()
+    assert f"发往 {ATTACKED_RANGE} 的短信已被暂停" in page
 
 
 def test_a_project_sets_only_the_keys_it_changes(

@@ -358,6 +358,7 @@ def _warn_blocks(request, blocks) -> None:
     url = reverse("admin:sms_service_pumpingblock_changelist") + "?state=active"
     for block in blocks.select_related("app")[:10]:
         messages.warning(request, format_html(
-            '{}: sends to {} are held back (suspected SMS pumping) since {}. '
-            '<a href="{}">Review or lift</a>.',
-            block.app.name, block.value, local_time(block.created_at), url))
+            _('{app}: sends to {numbers} are held back (suspected SMS pumping) since '
+              '{since}. <a href="{url}">Review or lift</a>.'),
+            app=block.app.name, numbers=block.value, since=local_time(block.created_at),
+            url=url))
