@@ -18,6 +18,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from .._types import StrOrPromise
@@ -358,7 +359,7 @@ def _warn_blocks(request, blocks) -> None:
     url = reverse("admin:sms_service_pumpingblock_changelist") + "?state=active"
     for block in blocks.select_related("app")[:10]:
         messages.warning(request, format_html(
-            _('{app}: sends to {numbers} are held back (suspected SMS pumping) since '
+            gettext('{app}: sends to {numbers} are held back (suspected SMS pumping) since '
               '{since}. <a href="{url}">Review or lift</a>.'),
             app=block.app.name, numbers=block.value, since=local_time(block.created_at),
             url=url))
