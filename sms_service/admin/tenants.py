@@ -360,6 +360,6 @@ def _warn_blocks(request, blocks) -> None:
     for block in blocks.select_related("app")[:10]:
         messages.warning(request, format_html(
             gettext('{app}: sends to {numbers} are held back (suspected SMS pumping) since '
-              '{since}. <a href="{url}">Review or lift</a>.'),
+                    '{since}. <a href="{url}">Review or lift</a>.'),
             app=block.app.name, numbers=block.value, since=local_time(block.created_at),
             url=url))
