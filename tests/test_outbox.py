@@ -193,22 +193,27 @@ def test_transactions_that_roll_back_send_nothing(app, django_capture_on_commit_
     assert calls == [] and Message.objects.count() == 0
 
 
-def test_broker_down_keeps_the_row_queued(app, settings, django_capture_on_commit_callbacks):
+def test_broker_down_keeps_the_row_queued(app, settings, django_capture_on_commit_callbacks,
+                                          caplog):
     settings.SMS_SERVICE = {**settings.SMS_SERVICE, "ASYNC": True}
     settings.CELERY_TASK_ALWAYS_EAGER = False
     from tests.celery_app import app as celery_app
 
-    celery_app.conf.task_always_eager = False
-    celery_app.conf.broker_url = "redis://127.0.0.1:1/0"
-    celery_app.conf.broker_connection_retry = False
-    celery_app.conf.broker_connection_max_retries = 0
+    changed = {"task_always_eager": False, "broker_write_url": "redis://127.0.0.1:1/0",
+               "broker_connection_retry": False, "broker_connection_max_retries": 0}
+    before = {key: celery_app.conf[key] for key in changed}
+    celery_app.conf.update(changed)
+    # Forget the pools of the real broker (kombu hands the same pool out again
+    # for the same address); the finally clause forgets the unreachable one's.
+    celery_app._pool = celery_app.amqp._producer_pool = None
     try:
         with django_capture_on_commit_callbacks(execute=True):
             m = Message.objects.create(app=app, phone="+8618612345678", body="x",
                                        payload=encrypt("x"))
             outbox.enqueue(m)
     finally:
-        celery_app.conf.task_always_eager = True
-        celery_app.conf.broker_url = settings.CELERY_BROKER_URL
+        celery_app.conf.update(before)
+        celery_app._pool = celery_app.amqp._producer_pool = None
     m.refresh_from_db()
     assert m.status == MessageStatus.QUEUED
+    assert f"could not enqueue message {m.pk}; it will be redispatched" in caplog.text
