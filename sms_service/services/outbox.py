@@ -26,7 +26,6 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from .. import signals
@@ -140,11 +139,7 @@ def deliver(*, message_id: int) -> str:
         _sent_in_batch.discard(message_id)
         return "skipped"
     now = timezone.now()
-    claimed = Message.objects.filter(pk=message_id, status=MessageStatus.QUEUED).update(
-        status=MessageStatus.SENDING, attempts=F("attempts") + 1, updated_at=now, next_attempt_at=None,
-        call_started_at=None,
-    )
-    if not claimed:
+    if not _claim(message_id, now):
         return "skipped"
     message = Message.objects.select_related("app").get(pk=message_id)
     size = batch_size(message.backend)
@@ -153,6 +148,21 @@ def deliver(*, message_id: int) -> str:
         if others:
             return _deliver_batch(message, others)
     return _deliver_claimed(message, _Immediate())
+
+
+def _claim(message_id: int, now: Any) -> bool:
+    """``queued -> sending`` for one message, if it is still queued: one
+    conditional UPDATE, written out (it is also what every duplicate or
+    already-batched task runs, so it stays as cheap as a statement can)."""
+    table = connection.ops.quote_name(Message._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET status = %s, attempts = attempts + 1, updated_at = %s, "
+            f"next_attempt_at = NULL, call_started_at = NULL WHERE id = %s AND status = %s",
+            [MessageStatus.SENDING, connection.ops.adapt_datetimefield_value(now), message_id,
+             MessageStatus.QUEUED],
+        )
+        return cursor.rowcount == 1
 
 
 def _deliver_claimed(message: Message, sink: _Immediate) -> str:
