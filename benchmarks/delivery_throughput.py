@@ -170,7 +170,7 @@ def publish(app, task, ids, queue: str) -> None:
                              producer=producer)
 
 
-def consume(app, worker: Worker, queue: str, done, total: int, progress: bool = False,
+def consume(app, worker: Worker, queue: str, done, total: int, progress=None,
             timeout: float = 900) -> tuple[float, list[float]]:
     """Add ``queue`` to the worker and wait until ``done()`` says it is drained.
     Returns the seconds it took and the worker's memory samples (MB)."""
@@ -189,9 +189,10 @@ def consume(app, worker: Worker, queue: str, done, total: int, progress: bool = 
                 memory.append(worker.rss_mb())
                 last_sample = now
                 if progress:
-                    finished = total - left
-                    log(f"\r  {finished:>7}/{total} done, {finished / (now - start):7.0f}/s, "
-                        f"worker memory {memory[-1]:6.1f} MB", end="")
+                    finished = progress()
+                    log(f"\r  {finished:>7}/{total} delivered, {finished / (now - start):7.0f}/s, "
+                        f"{left:>7} messages and tasks left, worker memory "
+                        f"{memory[-1]:6.1f} MB", end="")
             if left == 0:
                 break
             if now - start > timeout:
@@ -330,7 +331,7 @@ def drain(app, worker: Worker, sender: Sender, n: int) -> None:
     log(f"draining {n} queued messages:")
     left = left_to_deliver(min(ids), max(ids))
     elapsed, memory = consume(app, worker, queue, lambda: left() + queue_length(app, queue), n,
-                              progress=True, timeout=3600)
+                              progress=lambda: n - left(), timeout=3600)
     tenth = max(len(memory) // 10, 1)
     log(f"drain of {n}: {n / elapsed:.0f} deliveries/s over {elapsed:.0f} s; worker memory "
         f"(main process + pool) at the start {memory[0]:.1f} MB, after the first tenth "
