@@ -318,10 +318,14 @@ def spread(values: list[float], digits: int = 2) -> str:
     return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
 
 
-def clear_queue(broker_url: str, queue: str) -> None:
+def clear_queue(broker_url: str, queue: str, *, bindings: bool = False) -> None:
+    """Empty the run's queue; at the end also drop Kombu's binding keys of it."""
     import redis
 
-    redis.Redis.from_url(broker_url).delete(queue)
+    keys = [queue]
+    if bindings:
+        keys += [f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}"]
+    redis.Redis.from_url(broker_url).delete(*keys)
 
 
 def table_size_runs(load: Load, servers: dict[str, Server], apps, args, broker_url: str,
@@ -466,6 +470,8 @@ def main() -> int:
     django.setup()
     from django.db import connection
 
+    from benchmarks import celery_app  # noqa: F401  (tasks go to the run's own queue)
+
     apps = setup_apps(8 if args.hot_row else 1)
     with connection.cursor() as cursor:
         cursor.execute("SHOW server_version")
@@ -501,11 +507,11 @@ def main() -> int:
             server.__exit__()
         clear_queue(broker_url, queue)
     report(results, modes)
-    if args.hot_row:
-        try:
+    try:
+        if args.hot_row:
             hot_row(load, env, apps, args, broker_url, queue)
-        finally:
-            clear_queue(broker_url, queue)
+    finally:
+        clear_queue(broker_url, queue, bindings=True)
     log("\n  one run on one shared machine: compare the ratios of this run, not times")
     return 0
 
