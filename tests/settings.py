@@ -125,7 +125,9 @@ if os.environ.get("SMS_TEST_BACKEND") == "slowfile":
     SMS_SERVICE["BACKENDS"] = {
         "default": {
             "BACKEND": "tests.provider_delay.SlowFileBackend",
-            "OPTIONS": {"PATH": os.environ["SMS_FILE_PATH"]},
+            "OPTIONS": {"PATH": os.environ["SMS_FILE_PATH"],
+                        # Sends in batches when the reliability suite asks.
+                        "BATCH_SIZE": int(os.environ.get("SMS_TEST_BATCH_SIZE", "1"))},
         }
     }
 if os.environ.get("SMS_TEST_LOAD") == "1":
