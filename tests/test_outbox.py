@@ -196,7 +196,6 @@ def test_transactions_that_roll_back_send_nothing(app, django_capture_on_commit_
 def test_broker_down_keeps_the_row_queued(app, settings, django_capture_on_commit_callbacks,
                                           caplog):
     settings.SMS_SERVICE = {**settings.SMS_SERVICE, "ASYNC": True}
-    settings.CELERY_TASK_ALWAYS_EAGER = False
     from tests.celery_app import app as celery_app
 
     changed = {"task_always_eager": False, "broker_write_url": "redis://127.0.0.1:1/0",

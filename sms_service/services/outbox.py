@@ -1,15 +1,7 @@
 """The outbox: commit a message, enqueue it after commit, deliver it once.
 
-Status lifecycle::
-
-    queued -> sending -> accepted -> delivered | undelivered
-                      -> delivered            (providers that are final at once)
-                      -> failed               (provider refused the call)
-                      -> unknown              (the call may have reached the provider)
-    sending -> queued                         (temporary error, retry scheduled;
-                                               a claim abandoned before the call)
-    unknown -> queued                         (the provider says it has no such
-                                               message: sent again)
+The statuses a message moves through, and who moves it, are in
+:mod:`sms_service.services.lifecycle`.
 
 ``call_started_at`` is set just before the provider is called, under the claim
 (see :mod:`sms_service.services.recovery`).
