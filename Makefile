@@ -24,16 +24,15 @@ demo: install
 	$(BIN)/python manage.py sms_service_demo
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
-# The real-worker tests and the reliability scenarios start Celery workers (and
-# private servers) and repoint this process's broker: each runs in a pytest
-# process of its own, apart from the rest of the suite. tox.ini runs the same
+# The scale-out test and the reliability scenarios start servers and Celery
+# workers of their own and repoint this process's broker: each runs in a pytest
+# process of its own, after the rest of the suite. tox.ini runs the same
 # pytest invocations (keep the two in step).
 RELIABILITY := worker_killed broker_down cache_down database_restart
 
 test: install
 	bash tests/sdk/install.sh
-	$(BIN)/python -m pytest $(PYTEST_ARGS) --ignore=tests/test_reliability.py --ignore=tests/test_worker.py --ignore=tests/test_scale_out.py
-	$(BIN)/python -m pytest $(PYTEST_ARGS) tests/test_worker.py
+	$(BIN)/python -m pytest $(PYTEST_ARGS) --ignore=tests/test_reliability.py --ignore=tests/test_scale_out.py
 	$(BIN)/python -m pytest $(PYTEST_ARGS) tests/test_scale_out.py
 	for scenario in $(RELIABILITY); do \
 		$(BIN)/python -m pytest $(PYTEST_ARGS) tests/test_reliability.py -k $$scenario || exit 1; \

@@ -32,6 +32,28 @@ def _default_language():
     translation.deactivate()
 
 
+@pytest.fixture(autouse=True)
+def _suite_celery_app_stays_current():
+    """A test that makes another Celery app current (importing a project's
+    package creates its app) would send later tests' tasks through that app,
+    past the suite's broker and eager settings: it fails here, by name."""
+    from celery import current_app
+
+    yield
+    assert current_app._get_current_object() is celery_app.app, (
+        f"this test made the Celery app {current_app.main!r} current; the suite's "
+        "tasks would go through it")
+
+
+@pytest.fixture
+def example_project_imported():
+    """For a test that loads the example project's URLconf: its package creates
+    the project's Celery app, which becomes current; the suite's app is made
+    current again afterwards."""
+    yield
+    celery_app.app.set_current()
+
+
 #: Lines the reliability suite reports; printed at the end of the run.
 _FIGURES: list[str] = []
 

@@ -387,7 +387,7 @@ def test_captcha_refresh_without_javascript_keeps_the_number(client, captcha_sit
     assert field_error(fresh, "captcha_answer") == ""
 
 
-def test_demo_front_page_links_every_page(client, site, settings):
+def test_demo_front_page_links_every_page(client, site, settings, example_project_imported):
     from pathlib import Path
 
     settings.ROOT_URLCONF = "example_project.urls"

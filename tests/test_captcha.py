@@ -404,12 +404,18 @@ def test_cleanup_task_removes_stale_challenges_and_tokens(lc):
 
 
 def test_cleanup_is_in_the_example_beat_schedule(monkeypatch):
-    import importlib
+    import importlib.util
+    from pathlib import Path
 
     monkeypatch.setenv("DJANGO_DEBUG", "1")  # the example's settings load in demo mode
-    import example_project.settings as example
-
-    example = importlib.reload(example)
+    # The settings file alone: importing the example_project package would
+    # create its Celery app and make it the process's current app, so later
+    # tests would publish through it instead of the suite's.
+    path = Path(__file__).resolve().parent.parent / "example_project" / "settings.py"
+    spec = importlib.util.spec_from_file_location("example_settings", path)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
 
     tasks_scheduled = {entry["task"] for entry in example.CELERY_BEAT_SCHEDULE.values()}
     assert "sms_service.tasks.remove_stale_captchas" in tasks_scheduled

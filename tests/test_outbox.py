@@ -195,12 +195,13 @@ def test_transactions_that_roll_back_send_nothing(app, django_capture_on_commit_
 
 def test_broker_down_keeps_the_row_queued(app, settings, django_capture_on_commit_callbacks,
                                           caplog):
-    settings.SMS_SERVICE = {**settings.SMS_SERVICE, "ASYNC": True}
     from tests.celery_app import app as celery_app
 
     changed = {"task_always_eager": False, "broker_write_url": "redis://127.0.0.1:1/0",
                "broker_connection_retry": False, "broker_connection_max_retries": 0}
     before = {key: celery_app.conf[key] for key in changed}
+    settings.SMS_SERVICE = {**settings.SMS_SERVICE, "ASYNC": True}
+    settings.CELERY_TASK_ALWAYS_EAGER = False
     celery_app.conf.update(changed)
     # Forget the pools of the real broker (kombu hands the same pool out again
     # for the same address); the finally clause forgets the unreachable one's.
