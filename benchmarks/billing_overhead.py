@@ -22,17 +22,10 @@ from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.support import NO_SENDING_LIMITS, NoMigrations  # noqa: E402  (after the path)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 
-
-class _NoMigrations(dict):
-    """Build tables from the models (the migrations are regenerated elsewhere)."""
-
-    def __contains__(self, item: object) -> bool:
-        return True
-
-    def __getitem__(self, item: str) -> None:
-        return None
 
 
 def main() -> None:
@@ -54,7 +47,7 @@ def main() -> None:
 
     if connection.vendor != "postgresql":
         print(f"warning: running on {connection.vendor}; set DATABASE_URL=postgres://…")
-    with override_settings(MIGRATION_MODULES=_NoMigrations()):
+    with override_settings(MIGRATION_MODULES=NoMigrations()):
         old = setup_databases(verbosity=0, interactive=False)
     try:
         results = run(args.messages, args.rounds)
@@ -85,14 +78,7 @@ def run(messages: int, rounds: int) -> dict[str, float]:
         "BACKENDS": {"default": {"BACKEND": "sms_service.backends.dummy.DummyBackend"}},
         # Its codes are never verified: the pumping defence would hold the range back.
         "PUMPING_DEFENCE": {"ENABLED": False},
-        "RATE_LIMITS": {
-            "app_number_interval": 0,
-            "signature_number_interval": 0,
-            "signature_number_daily": {},
-            "voice": [(30, 1)],
-            "ip": [],
-            "prefix": [],
-        },
+        "RATE_LIMITS": NO_SENDING_LIMITS,
     }
     per_round = max(messages // rounds, 1)
     elapsed = {"off": 0.0, "on": 0.0}

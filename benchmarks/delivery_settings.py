@@ -8,6 +8,7 @@ import os
 import dj_database_url
 
 from benchmarks.settings import *  # noqa: F403
+from benchmarks.support import NO_SENDING_LIMITS
 
 DATABASES = {
     "default": dj_database_url.parse(
@@ -21,14 +22,7 @@ SMS_SERVICE = {
     "BACKENDS": {"default": {"BACKEND": "sms_service.backends.dummy.DummyBackend"}},
     # Thousands of unverified codes to one range: the defence would hold them back.
     "PUMPING_DEFENCE": {"ENABLED": False},
-    "RATE_LIMITS": {
-        "app_number_interval": 0,
-        "signature_number_interval": 0,
-        "signature_number_daily": {},
-        "voice": [(30, 1)],
-        "ip": [],
-        "prefix": [],
-    },
+    "RATE_LIMITS": NO_SENDING_LIMITS,
 }
 
 CELERY_TASK_ALWAYS_EAGER = False

@@ -25,19 +25,14 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.support import NoMigrations  # noqa: E402  (after the path)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 # Fresh rate-limit counters every run (the numbers repeat from run to run).
 os.environ["SMS_TEST_CACHE_PREFIX"] = f"send-costs-{os.getpid()}"
 
 WRITES = ("INSERT", "UPDATE", "DELETE", "WITH")
 
-
-class _NoMigrations(dict):
-    def __contains__(self, item: object) -> bool:
-        return True
-
-    def __getitem__(self, item: str) -> None:
-        return None
 
 
 class Redis:
@@ -98,7 +93,7 @@ def main() -> None:
 
     if connection.vendor != "postgresql" or "redis" not in settings.CACHES["default"]["BACKEND"].lower():
         sys.exit("needs DATABASE_URL=postgres://... and CACHE_URL=redis://...")
-    with override_settings(MIGRATION_MODULES=_NoMigrations()):
+    with override_settings(MIGRATION_MODULES=NoMigrations()):
         old = setup_databases(verbosity=0, interactive=False)
     try:
         run(n)

@@ -27,17 +27,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.support import NoMigrations  # noqa: E402  (after the path)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 
-
-class _NoMigrations(dict):
-    """Build tables from the models (the migrations are regenerated elsewhere)."""
-
-    def __contains__(self, item: object) -> bool:
-        return True
-
-    def __getitem__(self, item: str) -> None:
-        return None
 
 
 def main() -> None:
@@ -58,7 +51,7 @@ def main() -> None:
 
     if connection.vendor != "postgresql":
         print(f"warning: running on {connection.vendor}; set DATABASE_URL=postgres://…")
-    with override_settings(MIGRATION_MODULES=_NoMigrations()):
+    with override_settings(MIGRATION_MODULES=NoMigrations()):
         old = setup_databases(verbosity=0, interactive=False)
     try:
         live, none = run(args.numbers, args.tries, args.warmup, random.Random(args.seed))
