@@ -22,7 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.support import NO_SENDING_LIMITS, NoMigrations  # noqa: E402  (after the path)
+from benchmarks.support import NO_SENDING_LIMITS, throwaway_database  # noqa: E402  (after the path)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 
@@ -43,16 +43,11 @@ def main() -> None:
 
     django.setup()
     from django.db import connection
-    from django.test.utils import override_settings, setup_databases, teardown_databases
 
     if connection.vendor != "postgresql":
         print(f"warning: running on {connection.vendor}; set DATABASE_URL=postgres://…")
-    with override_settings(MIGRATION_MODULES=NoMigrations()):
-        old = setup_databases(verbosity=0, interactive=False)
-    try:
+    with throwaway_database():
         results = run(args.messages, args.rounds)
-    finally:
-        teardown_databases(old, verbosity=0)
     off, on = results["off"], results["on"]
     print(f"\nbilling off: {off:8.1f} messages/s")
     print(f"billing on:  {on:8.1f} messages/s")

@@ -25,7 +25,7 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.support import NoMigrations  # noqa: E402  (after the path)
+from benchmarks.support import throwaway_database  # noqa: E402  (after the path)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 # Fresh rate-limit counters every run (the numbers repeat from run to run).
@@ -89,16 +89,11 @@ def main() -> None:
     django.setup()
     from django.conf import settings
     from django.db import connection
-    from django.test.utils import override_settings, setup_databases, teardown_databases
 
     if connection.vendor != "postgresql" or "redis" not in settings.CACHES["default"]["BACKEND"].lower():
         sys.exit("needs DATABASE_URL=postgres://... and CACHE_URL=redis://...")
-    with override_settings(MIGRATION_MODULES=NoMigrations()):
-        old = setup_databases(verbosity=0, interactive=False)
-    try:
+    with throwaway_database():
         run(n)
-    finally:
-        teardown_databases(old, verbosity=0)
 
 
 def run(n: int) -> None:

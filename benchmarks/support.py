@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -14,6 +16,20 @@ class NoMigrations(dict):
 
     def __getitem__(self, item: str) -> None:
         return None
+
+
+@contextmanager
+def throwaway_database() -> Iterator[None]:
+    """The settings' test database, built from the models for the ``with``
+    block and dropped after it (``django.setup()`` must have run)."""
+    from django.test.utils import override_settings, setup_databases, teardown_databases
+
+    with override_settings(MIGRATION_MODULES=NoMigrations()):
+        old = setup_databases(verbosity=0, interactive=False)
+    try:
+        yield
+    finally:
+        teardown_databases(old, verbosity=0)
 
 
 #: ``RATE_LIMITS`` with every per-number, per-IP and per-prefix limit off (a

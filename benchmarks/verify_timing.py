@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.support import NoMigrations  # noqa: E402  (after the path)
+from benchmarks.support import throwaway_database  # noqa: E402  (after the path)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 
@@ -47,16 +47,11 @@ def main() -> None:
 
     django.setup()
     from django.db import connection
-    from django.test.utils import override_settings, setup_databases, teardown_databases
 
     if connection.vendor != "postgresql":
         print(f"warning: running on {connection.vendor}; set DATABASE_URL=postgres://…")
-    with override_settings(MIGRATION_MODULES=NoMigrations()):
-        old = setup_databases(verbosity=0, interactive=False)
-    try:
+    with throwaway_database():
         live, none = run(args.numbers, args.tries, args.warmup, random.Random(args.seed))
-    finally:
-        teardown_databases(old, verbosity=0)
     report(live, none, args.tries)
 
 
