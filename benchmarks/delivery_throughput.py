@@ -25,17 +25,19 @@ What it does:
    * delivery: N messages queued as the API queues them (one through
      ``request_sms``: code, price, hold, encrypted payload; the others copies
      of it made in a few statements, each with its billing hold, so filling a
-     round takes less time than draining it), one ``deliver_message`` task
-     each, published to the round's queue: done when every message is
-     ``delivered`` and the queue is empty (the tasks of messages a batch sent
-     still cost the worker their skip). Each delivery is the whole send path: claim, provider
-     call, events, status, charge.
+     round takes less time than draining it), and the wake-up their commits
+     publish (one ``deliver_queued`` task, as for a burst of sends: the
+     cache is Redis, shared with the worker). Each run claims a batch of 100
+     and wakes the next at once, so both pool processes share the backlog:
+     done when every message is ``delivered`` and the queue is empty. Each
+     delivery is the whole send path: claim, provider call, events, status,
+     charge.
 
    Prints both rates, the ratio of every round and the median with the spread
    (target >= 0.8).
 4. ``--drain N`` (optional: 10^5 takes minutes) queues N messages the same
-   way (without holds: the copies cost nothing), publishes one task each and
-   drains them on the first broker with a progress line, sampling the
+   way (without holds: the copies cost nothing), wakes the runs and drains
+   them on the first broker with a progress line, sampling the
    worker's memory (resident set of the main process and its children).
 
 Numbers are ratios from one run on one (possibly shared) machine, not targets
@@ -171,7 +173,7 @@ def publish(app, task, ids, queue: str) -> None:
 
 
 def consume(app, worker: Worker, queue: str, done, total: int, progress=None,
-            timeout: float = 900) -> tuple[float, list[float]]:
+            timeout: float = 900, keep: bool = False) -> tuple[float, list[float]]:
     """Add ``queue`` to the worker and wait until ``done()`` says it is drained.
     Returns the seconds it took and the worker's memory samples (MB)."""
     memory = [worker.rss_mb()]
@@ -203,7 +205,8 @@ def consume(app, worker: Worker, queue: str, done, total: int, progress=None,
         elapsed = time.perf_counter() - start
     finally:
         app.control.cancel_consumer(queue, destination=[worker.name], reply=True, timeout=10)
-        delete_queue(app, queue)
+        if not keep:
+            delete_queue(app, queue)
     memory.append(worker.rss_mb())
     if progress:
         log("")
@@ -227,7 +230,7 @@ class Sender:
     price, hold, encrypted payload), then copies of it in one INSERT with a
     billing hold each (the ledger rows in one INSERT, the balance in one
     UPDATE), so filling a round does not take longer than draining it. Nothing
-    is published: the round publishes one ``deliver_message`` task per message."""
+    is published: the round wakes the delivery runs once all are queued."""
 
     def __init__(self) -> None:
         from sms_service.models import App
@@ -246,7 +249,7 @@ class Sender:
         from sms_service.services.sending import SmsRequest, request_sms
 
         real = outbox._send_task
-        outbox._send_task = lambda task, message_id: None
+        outbox._send_task = lambda task, argument: None
         try:
             self.counter += 1
             template = request_sms(app=self.app,
@@ -298,16 +301,28 @@ def left_to_deliver(first: int, last: int):
     return left
 
 
-def delivery_round(app, worker: Worker, sender: Sender, n: int) -> float:
-    from sms_service.tasks import deliver_message
+def wake_runs(app) -> str:
+    """Publish the wake-up the queued messages' commits would have (the
+    delivery runs' queue, which the worker consumes only when a round adds
+    it); returns that queue."""
+    from django.core.cache import cache
 
+    from sms_service.services import outbox
+
+    if not outbox.coalesces("default"):
+        raise RuntimeError("messages would not share delivery runs: is the cache Redis?")
+    cache.delete("sms-service:outbox-wake:default")
+    outbox.wake("default")
+    return app.conf.task_default_queue
+
+
+def delivery_round(app, worker: Worker, sender: Sender, n: int) -> float:
     ids = sender.queue(n)
-    queue = f"bench-deliver-{uuid.uuid4().hex[:8]}"
-    publish(app, deliver_message, ids, queue)
+    queue = wake_runs(app)
     left = left_to_deliver(min(ids), max(ids))
-    # Done when every message is delivered and every task has been taken (the
-    # tasks of messages a batch sent still cost the worker their skip).
-    elapsed, _ = consume(app, worker, queue, lambda: left() + queue_length(app, queue), n)
+    # Done when every message is delivered and every run has been taken.
+    elapsed, _ = consume(app, worker, queue, lambda: left() + queue_length(app, queue), n,
+                         keep=True)
     from sms_service.models import Message
 
     delivered = Message.objects.filter(pk__in=ids, status="delivered").count()
@@ -319,19 +334,15 @@ def delivery_round(app, worker: Worker, sender: Sender, n: int) -> float:
 def drain(app, worker: Worker, sender: Sender, n: int) -> None:
     from django.db import connection
 
-    from sms_service.tasks import deliver_message
-
     log(f"queueing {n} messages ...")
     ids = sender.queue(n, billed=False)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE sms_service_message")
-    queue = f"bench-drain-{uuid.uuid4().hex[:8]}"
-    log(f"publishing {n} delivery tasks ...")
-    publish(app, deliver_message, ids, queue)
+    queue = wake_runs(app)
     log(f"draining {n} queued messages:")
     left = left_to_deliver(min(ids), max(ids))
     elapsed, memory = consume(app, worker, queue, lambda: left() + queue_length(app, queue), n,
-                              progress=lambda: n - left(), timeout=3600)
+                              progress=lambda: n - left(), timeout=3600, keep=True)
     tenth = max(len(memory) // 10, 1)
     log(f"drain of {n}: {n / elapsed:.0f} deliveries/s over {elapsed:.0f} s; worker memory "
         f"(main process + pool) at the start {memory[0]:.1f} MB, after the first tenth "
@@ -352,6 +363,9 @@ def main() -> None:
                                                           "redis://127.0.0.1:6379/15"))
     parser.add_argument("--amqp", default=os.environ.get("BENCH_AMQP_URL",
                                                          "amqp://guest:guest@127.0.0.1:5672//"))
+    parser.add_argument("--cache", default=os.environ.get("BENCH_CACHE_URL",
+                                                          "redis://127.0.0.1:6379/14"),
+                        help="the shared cache (Redis) of this process and the worker")
     parser.add_argument("--prefetch", type=int, default=1,
                         help="the worker's prefetch multiplier (the example project: 1)")
     parser.add_argument("--database", default="sms_delivery_bench")
@@ -363,6 +377,9 @@ def main() -> None:
 
     db_url = database_url(args.database)
     os.environ["BENCH_DATABASE_URL"] = db_url
+    # Shared with the worker: wake-ups are seen and cleared across processes.
+    os.environ["BENCH_CACHE_URL"] = args.cache
+    os.environ["BENCH_CACHE_PREFIX"] = f"delivery-bench-{uuid.uuid4().hex[:8]}"
     os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.delivery_settings"
     recreate_database(db_url)
 

@@ -26,6 +26,14 @@ def deliver_message(self, message_id: int) -> str:
         ) from exc
 
 
+@taskqueue.register
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def deliver_queued(alias: str) -> int:
+    """A delivery run: send a batch of backend ``alias``'s queued messages (one
+    task wakes it for many commits; see ``outbox.wake``)."""
+    return outbox.deliver_queued(alias=alias)
+
+
 @shared_task(ignore_result=True)
 def redispatch_stuck_messages() -> dict[str, int]:
     """Periodic (every few seconds): re-send rows a broker outage left in

@@ -5,11 +5,13 @@ with SKIP LOCKED); skipped elsewhere."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import Counter
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
 from django.db import connections
 from django.utils import timezone
 
@@ -206,3 +208,77 @@ def test_webhooks_report_every_message_of_a_batch(billed_app):
     reported = Counter(d.payload["data"]["message_id"]
                        for d in WebhookDelivery.objects.filter(event="message.delivered"))
     assert reported == Counter({message_id: 1 for message_id in ids})
+
+
+# --- wake-ups: one delivery run for many commits ---------------------------------------
+
+
+@pytest.fixture
+def published(batches, monkeypatch) -> list[tuple[str, object]]:
+    """The tasks this process publishes (name, argument), none run: the tests
+    run each delivery run as its task would. Needs a cache shared by every
+    process, as wake-ups do (Redis in CI, set by CACHE_URL)."""
+    if not outbox.coalesces("default"):
+        message = "wake-ups need a shared cache (CACHE_URL=redis://...)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the wake-up tests: {message}", pytrace=False)
+        pytest.skip(message)
+    cache.delete("sms-service:outbox-wake:default")
+    sent: list[tuple[str, object]] = []
+
+    def record(task, argument) -> bool:
+        sent.append((task.name.rpartition(".")[2], argument))
+        return True
+
+    monkeypatch.setattr(outbox, "_send_task", record)
+    yield sent
+    cache.delete("sms-service:outbox-wake:default")
+
+
+def test_a_burst_of_sends_wakes_one_delivery_run_and_a_backlog_more(billed_app, published):
+    ids = queue(billed_app, 25)
+    # Twenty-five commits, one task: the run it wakes will see them all.
+    assert published == [("deliver_queued", "default")]
+    # A full batch (10) wakes the next run at once, so free workers share a
+    # backlog; the last, partial batch wakes none.
+    assert outbox.deliver_queued(alias="default") == 10
+    assert outbox.deliver_queued(alias="default") == 10
+    assert outbox.deliver_queued(alias="default") == 5
+    assert published == [("deliver_queued", "default")] * 3
+    assert outbox.deliver_queued(alias="default") == 0
+    calls = sends()
+    assert sorted(calls) == sorted(ids)
+    assert set(calls.values()) == {1}
+    assert Message.objects.filter(pk__in=ids, status=S.DELIVERED).count() == 25
+    assert LedgerEntry.objects.filter(message_id__in=ids, kind=LedgerKind.CHARGE).count() == 25
+    assert_books(billed_app)
+    # The runs have started: the next commit wakes another.
+    queue(billed_app, 1, start=25)
+    assert len(published) == 4
+
+
+def test_a_wake_up_the_broker_refused_is_retried_by_the_next_commit(billed_app, published,
+                                                                     monkeypatch):
+    def refuse(task, argument) -> bool:
+        published.append(("refused", argument))
+        return False
+
+    with monkeypatch.context() as patch:
+        patch.setattr(outbox, "_send_task", refuse)
+        queue(billed_app, 1)
+    queue(billed_app, 1, start=1)
+    assert published == [("refused", "default"), ("deliver_queued", "default")]
+    assert outbox.deliver_queued(alias="default") == 2
+    assert len(sends()) == 2
+
+
+def test_with_a_process_local_cache_each_message_has_its_own_task(billed_app, batches,
+                                                                   settings, monkeypatch):
+    settings.CACHES = {**settings.CACHES, "default": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    sent: list[tuple[str, object]] = []
+    monkeypatch.setattr(outbox, "_send_task", lambda task, argument: sent.append(
+        (task.name.rpartition(".")[2], argument)) or True)
+    ids = queue(billed_app, 3)
+    # A worker could not clear a wake-up held in this process's memory.
+    assert sent == [("deliver_message", message_id) for message_id in ids]

@@ -16,6 +16,9 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
+from django.core.cache import cache, caches
+from django.core.cache.backends.dummy import DummyCache
+from django.core.cache.backends.locmem import LocMemCache
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
@@ -62,8 +65,7 @@ def route(*, app: App, phone: str, channel: str, kind: str) -> list[str]:
 def enqueue(message: Message) -> None:
     """Dispatch after the surrounding transaction commits (never for a rollback)."""
     if app_settings.ASYNC:
-        task = taskqueue.get("deliver_message")
-        transaction.on_commit(partial(_send_task, task, message.pk))
+        transaction.on_commit(partial(_publish, message.pk, message.backend))
     else:
         transaction.on_commit(partial(dispatch_now, message.pk))
     transaction.on_commit(
@@ -71,13 +73,95 @@ def enqueue(message: Message) -> None:
     )
 
 
-def _send_task(task: Any, message_id: int) -> None:
+def _publish(message_id: int, alias: str) -> None:
+    """Hand a committed message to the workers: a wake-up of its backend's
+    delivery runs when they are shared (:func:`coalesces`), else its own task."""
+    if coalesces(alias):
+        wake(alias)
+    else:
+        _send_task(taskqueue.get("deliver_message"), message_id)
+
+
+def _send_task(task: Any, argument: int | str) -> bool:
+    """Publish ``task(argument)`` (a message id, or a backend alias for a
+    delivery run); False when the broker could not be reached."""
     try:
-        task.delay(message_id)
+        task.delay(argument)
     except Exception:
-        # The broker is down: the row stays queued and redispatch_stuck() sends it
-        # once the broker is back. The caller's request has already succeeded.
-        logger.exception("could not enqueue message %s; it will be redispatched", message_id)
+        # The broker is down: the rows stay queued and redispatch_stuck() sends
+        # them once the broker is back. The caller's request has already succeeded.
+        what = f"message {argument}" if isinstance(argument, int) else (
+            f"the delivery run of backend {argument!r}")
+        logger.exception("could not enqueue %s; it will be redispatched", what)
+        return False
+    return True
+
+
+# --- wake-ups: one delivery run for many commits -----------------------------------
+
+#: How long a published wake-up holds back the next one. A run whose task was
+#: lost (a broker emptied) stops holding them back after this; the stuck-message
+#: sweep delivers what such a run would have.
+WAKE_SECONDS = 10
+
+
+def _wake_key(alias: str) -> str:
+    return f"sms-service:outbox-wake:{alias}"
+
+
+def coalesces(alias: str) -> bool:
+    """Whether the queued messages of backend ``alias`` share delivery runs
+    (:func:`deliver_queued`) instead of each having its own task.
+
+    They do when the backend sends in batches, on PostgreSQL (runs claim with
+    ``SKIP LOCKED``), and when the default cache is shared by every process (a
+    pending wake-up must be seen by the web processes and cleared by the
+    workers: a process-local cache cannot).
+    """
+    return (batch_size(alias) > 1 and connection.vendor == "postgresql"
+            and not isinstance(caches["default"], LocMemCache | DummyCache))
+
+
+def wake(alias: str) -> None:
+    """Make sure a delivery run of backend ``alias`` is pending: publish one
+    unless another is already waiting to start (then that run will see the
+    messages committed until it starts, so a burst of sends costs one task)."""
+    key = _wake_key(alias)
+    try:
+        pending = not cache.add(key, 1, WAKE_SECONDS)
+    except Exception:
+        logger.warning("cache unreachable: waking a delivery run of %s", alias, exc_info=True)
+        pending = False
+    if pending:
+        return
+    if not _send_task(taskqueue.get("deliver_queued"), alias):
+        _forget_wake(key)
+
+
+def _forget_wake(key: str) -> None:
+    try:
+        cache.delete(key)
+    except Exception:
+        # It expires after WAKE_SECONDS; until then commits rely on the run it names.
+        logger.warning("cache unreachable: wake-up %s kept until it expires", key, exc_info=True)
+
+
+def deliver_queued(*, alias: str) -> int:
+    """One delivery run of backend ``alias``: claim up to a batch of its due
+    queued messages and send each of them once. Returns how many it claimed.
+
+    The pending wake-up is dropped before the claim, so every message committed
+    after the claim wakes another run. A full batch wakes one more at once: a
+    backlog is drained by as many runs as there are free worker processes.
+    """
+    _forget_wake(_wake_key(alias))
+    size = batch_size(alias)
+    claimed = _claim_batch(alias=alias, exclude=None, limit=size, now=timezone.now())
+    if len(claimed) >= size:
+        wake(alias)
+    if claimed:
+        _deliver_batch(claimed)
+    return len(claimed)
 
 
 def start_call(message: Message) -> bool:
@@ -138,7 +222,7 @@ def deliver(*, message_id: int) -> str:
     if size > 1 and connection.vendor == "postgresql":
         others = _claim_batch(alias=message.backend, exclude=message.pk, limit=size - 1, now=now)
         if others:
-            return _deliver_batch(message, others)
+            return _deliver_batch([message, *others], own=message)
     return _deliver_claimed(message, _Immediate())
 
 
@@ -244,9 +328,10 @@ def batch_size(alias: str) -> int:
         return 1
 
 
-def _claim_batch(*, alias: str, exclude: int, limit: int, now: Any) -> list[Message]:
-    """Claim up to ``limit`` due queued messages of backend ``alias`` in one
-    statement (rows another run holds are skipped, never waited for)."""
+def _claim_batch(*, alias: str, exclude: int | None, limit: int, now: Any) -> list[Message]:
+    """Claim up to ``limit`` due queued messages of backend ``alias`` but
+    ``exclude`` in one statement (rows another run holds are skipped, never
+    waited for)."""
     table = connection.ops.quote_name(Message._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -258,7 +343,7 @@ def _claim_batch(*, alias: str, exclude: int, limit: int, now: Any) -> list[Mess
             f"UPDATE {table} AS m SET status = %s, attempts = m.attempts + 1, updated_at = %s, "
             f"next_attempt_at = NULL, call_started_at = NULL "
             f"FROM picked WHERE m.id = picked.id AND m.status = %s RETURNING m.id",
-            [MessageStatus.QUEUED, alias, exclude, now, limit, MessageStatus.SENDING, now,
+            [MessageStatus.QUEUED, alias, exclude or 0, now, limit, MessageStatus.SENDING, now,
              MessageStatus.QUEUED],
         )
         ids = [row[0] for row in cursor.fetchall()]
@@ -423,12 +508,13 @@ def _mark_delivered(delivered: list[tuple[Message, str, SendResult]]) -> list[Me
     return changed
 
 
-def _deliver_batch(first: Message, others: list[Message]) -> str:
-    """Send ``first`` (this task's own message) and ``others`` (claimed with it).
-    Each message is sent at most once, as alone; an error with one is that
-    message's and never stops the rest. Returns ``first``'s outcome (raising
-    its temporary error last, for the task to retry)."""
-    batch = _Batch([first, *others])
+def _deliver_batch(messages: list[Message], own: Message | None = None) -> str:
+    """Send claimed ``messages``, each at most once, as alone; an error with one
+    is that message's and never stops the rest. ``own`` is the message of the
+    task that runs the batch, if any: returns its outcome (raising its
+    temporary error last, for the task to retry); the others' retries are
+    scheduled here."""
+    batch = _Batch(messages)
     outcome = "skipped"
     own_error: BaseException | None = None
     try:
@@ -436,19 +522,18 @@ def _deliver_batch(first: Message, others: list[Message]) -> str:
             try:
                 status = _deliver_claimed(message, batch)
             except ProviderTemporaryError as exc:
-                if message is first:
+                if message is own:
                     own_error = exc
                 else:
-                    # Its own task has been consumed: schedule the retry here.
                     _dispatch_later(message.pk, exc.retry_after or 1)
                 continue
             except Exception as exc:
-                if message is first:
+                if message is own:
                     own_error = exc
                 else:
                     logger.exception("message %s failed in a batch", message.pk)
                 continue
-            if message is first:
+            if message is own:
                 outcome = status
     finally:
         batch.flush()
