@@ -75,6 +75,15 @@ def _wait(what: str, condition, timeout: float = 60.0, interval: float = 0.2) ->
     return time.monotonic() - start
 
 
+def _shared_cache_prefix() -> dict[str, str]:
+    """The worker shares this process's cache entries (sending limits, the
+    delivery runs' wake-ups), as a deployment's workers share its web's."""
+    from django.conf import settings
+
+    prefix = settings.CACHES["default"].get("KEY_PREFIX")
+    return {"SMS_TEST_CACHE_PREFIX": prefix} if prefix else {}
+
+
 def start_worker(base: Path, *, broker: str, sent_dir: Path, name: str,
                  batch_size: int = 1) -> Worker:
     """A ``celery worker`` (solo pool, its own process group) on ``broker``, with
@@ -89,6 +98,7 @@ def start_worker(base: Path, *, broker: str, sent_dir: Path, name: str,
         "SMS_TEST_BACKEND": "slowfile",
         "SMS_FILE_PATH": str(sent_dir),
         "SMS_TEST_BATCH_SIZE": str(batch_size),
+        **_shared_cache_prefix(),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
     cmd = [sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker",
@@ -223,10 +233,14 @@ def test_worker_killed_mid_batch_loses_duplicates_and_double_charges_nothing(
         ]
         # Somewhere between a quarter and three quarters of the batch.
         kill_after = rng.randrange(BATCH // 4, BATCH * 3 // 4)
-        worker.wait_for(f"{kill_after} deliveries before the kill",
-                        lambda ids=ids, n=kill_after: sum(
-                            1 for i in _documents(sent_dir) if i in set(ids)) >= n,
-                        timeout=180)
+        try:
+            worker.wait_for(f"{kill_after} deliveries before the kill",
+                            lambda ids=ids, n=kill_after: sum(
+                                1 for i in _documents(sent_dir) if i in set(ids)) >= n,
+                            timeout=180)
+        except BaseException:
+            worker.stop()  # not left running after the test
+            raise
         kill_9(worker)
         at_kill = Counter(
             "claimed, call not started" if (s == MessageStatus.SENDING and c is None)

@@ -25,6 +25,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from django.conf import settings as django_settings
 from django.db import connection, connections
 
 from sms_service.models import Message, MessageStatus, Signature
@@ -180,6 +181,9 @@ def worker(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Wor
         "CELERY_TASK_ALWAYS_EAGER": "0",
         "SMS_TEST_BACKEND": "file",
         "SMS_FILE_PATH": str(sent_dir),
+        # Shares this process's cache entries, as a deployment's workers do.
+        **({"SMS_TEST_CACHE_PREFIX": django_settings.CACHES["default"]["KEY_PREFIX"]}
+           if "KEY_PREFIX" in django_settings.CACHES["default"] else {}),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
     cmd = [
