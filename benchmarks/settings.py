@@ -10,8 +10,11 @@ deployment, all benchmark-only:
   every other limit keeps its default and runs on every request;
 * the adapter (benchmarks/adapter.py) copies each drawn code into the
   ``X-Bench-Code`` response header, so the load generator can verify it;
-* BENCH_DELIVERY=queued (as deployed): the request publishes the delivery task
-  to Redis (a queue nothing consumes during a run, emptied after each);
+* BENCH_DELIVERY=queued (as deployed with a network provider): the request
+  publishes the delivery task to Redis (a queue nothing consumes during a run,
+  emptied after each); BENCH_DELIVERY=woken (as deployed with a backend that
+  sends in batches): the request wakes the delivery runs, publishing only when
+  none is pending;
   BENCH_DELIVERY=inline: delivery runs inside the request, at commit, through
   a provider that accepts at once (benchmarks/backend.py).
 """
@@ -95,12 +98,21 @@ _rate_limits["ip"] = [(60, 10**9), (3600, 10**9)]
 
 BENCH_DELIVERY = os.environ.get("BENCH_DELIVERY", "queued")
 
-SMS_SERVICE = {
-    "ADAPTER": "benchmarks.adapter.BenchAdapter",
-    "ASYNC": BENCH_DELIVERY == "queued",
-    "BACKENDS": {"default": {"BACKEND": "benchmarks.backend.InstantBackend"}},
-    "RATE_LIMITS": _rate_limits,
-}
+
+def sms_service_for(delivery: str) -> dict:
+    """SMS_SERVICE for a delivery mode: "queued" (a task per message, as for a
+    network provider), "woken" (the backend sends in batches of 100, so
+    commits wake its delivery runs) or "inline"."""
+    return {
+        "ADAPTER": "benchmarks.adapter.BenchAdapter",
+        "ASYNC": delivery != "inline",
+        "BACKENDS": {"default": {"BACKEND": "benchmarks.backend.InstantBackend",
+                                 "OPTIONS": {"BATCH_SIZE": 100 if delivery == "woken" else 1}}},
+        "RATE_LIMITS": _rate_limits,
+    }
+
+
+SMS_SERVICE = sms_service_for(BENCH_DELIVERY)
 
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BROKER_URL = os.environ.get("BENCH_BROKER_URL", "memory://")
