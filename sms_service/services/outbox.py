@@ -218,12 +218,15 @@ def deliver(*, message_id: int) -> str:
     if not _claim(message_id, now):
         return "skipped"
     message = Message.objects.select_related("app").get(pk=message_id)
+    if connection.vendor != "postgresql":
+        return _deliver_claimed(message, _Immediate())
+    # A batch of one writes as a batch does: its events, its final status and
+    # its charge in a few statements at the end, instead of one at each step.
     size = batch_size(message.backend)
-    if size > 1 and connection.vendor == "postgresql":
+    others = []
+    if size > 1:
         others = _claim_batch(alias=message.backend, exclude=message.pk, limit=size - 1, now=now)
-        if others:
-            return _deliver_batch([message, *others], own=message)
-    return _deliver_claimed(message, _Immediate())
+    return _deliver_batch([message, *others], own=message)
 
 
 def _claim(message_id: int, now: Any) -> bool:
