@@ -150,3 +150,43 @@ def test_verify_wrong_code_queries(client, lc, signature, django_assert_max_num_
                              {"mobilePhoneNumber": phone})
     assert response.status_code == 400, response.content
     assert response.json()["code"] == 603
+
+
+# --- delivery -----------------------------------------------------------------------
+
+
+def test_a_delivery_writes_its_outcome_in_one_transaction(app, signature, priced, settings):
+    """On PostgreSQL a message delivered on its own is written as a batch of
+    one: claim, read, the call's start, then its final status, its charge and
+    its events together (not one statement and commit per step)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from sms_service.models import LedgerEntry, LedgerKind
+    from sms_service.services import outbox
+    from sms_service.services.sending import SmsRequest, request_sms
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the batch writes are PostgreSQL's; elsewhere each step is written alone")
+    settings.SMS_SERVICE = {**settings.SMS_SERVICE, "BACKENDS": {"default": {
+        "BACKEND": "sms_service.backends.dummy.DummyBackend", "OPTIONS": {"BATCH_SIZE": 1}}}}
+    message = request_sms(app=app, request=SmsRequest(phone="+8613800138000"))
+    with CaptureQueriesContext(connection) as captured:
+        assert outbox.deliver(message_id=message.pk) == MessageStatus.DELIVERED
+    statements = [" ".join(sql.split()[:3]) for sql in _data_statements(captured)]
+    writes = [sql for sql in statements if not sql.startswith("SELECT")]
+    assert writes == [
+        'UPDATE "sms_service_message" SET',  # the claim
+        'UPDATE "sms_service_message" AS',  # the call's start
+        'UPDATE "sms_service_message" AS',  # delivered
+        'INSERT INTO "sms_service_ledgerentry"',  # the charge
+        'INSERT INTO "sms_service_messageevent"',  # its four events
+    ], statements
+    # The message with its app, and the app's webhooks (cached after the first).
+    assert len(statements) - len(writes) <= 2, statements
+    message.refresh_from_db()
+    assert message.status == MessageStatus.DELIVERED
+    assert list(message.events.values_list("status", flat=True)) == [
+        MessageStatus.SENDING, MessageStatus.SENDING, MessageStatus.ACCEPTED,
+        MessageStatus.DELIVERED]
+    assert LedgerEntry.objects.filter(message=message, kind=LedgerKind.CHARGE).count() == 1
