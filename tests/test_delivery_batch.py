@@ -99,6 +99,18 @@ def sends() -> Counter:
     return Counter(m.message_id for m in locmem.outbox)
 
 
+def assert_each_sent_and_charged_once(app, ids: list[int]) -> None:
+    """Every message of ``ids`` went to the provider once, is delivered and was
+    charged once; the app's books balance."""
+    calls = sends()
+    assert sorted(calls) == sorted(ids)
+    assert set(calls.values()) == {1}
+    assert Message.objects.filter(pk__in=ids, status=S.DELIVERED).count() == len(ids)
+    assert (LedgerEntry.objects.filter(message_id__in=ids, kind=LedgerKind.CHARGE).count()
+            == len(ids))
+    assert_books(app)
+
+
 def test_a_run_sends_a_batch_and_every_message_once(billed_app):
     ids = queue(billed_app, 25)
     assert outbox.deliver(message_id=ids[0]) == S.DELIVERED
@@ -148,12 +160,7 @@ def test_concurrent_runs_never_send_a_message_twice(billed_app):
     for t in threads:
         t.join(timeout=120)
     assert not errors, errors
-    calls = sends()
-    assert sorted(calls) == sorted(ids)
-    assert set(calls.values()) == {1}
-    assert Message.objects.filter(pk__in=ids, status=S.DELIVERED).count() == 60
-    assert LedgerEntry.objects.filter(message_id__in=ids, kind=LedgerKind.CHARGE).count() == 60
-    assert_books(billed_app)
+    assert_each_sent_and_charged_once(billed_app, ids)
 
 
 def test_a_failure_in_a_batch_is_that_message_s_alone(billed_app, batches):
@@ -246,12 +253,7 @@ def test_a_burst_of_sends_wakes_one_delivery_run_and_a_backlog_more(billed_app, 
     assert outbox.deliver_queued(alias="default") == 5
     assert published == [("deliver_queued", "default")] * 3
     assert outbox.deliver_queued(alias="default") == 0
-    calls = sends()
-    assert sorted(calls) == sorted(ids)
-    assert set(calls.values()) == {1}
-    assert Message.objects.filter(pk__in=ids, status=S.DELIVERED).count() == 25
-    assert LedgerEntry.objects.filter(message_id__in=ids, kind=LedgerKind.CHARGE).count() == 25
-    assert_books(billed_app)
+    assert_each_sent_and_charged_once(billed_app, ids)
     # The runs have started: the next commit wakes another.
     queue(billed_app, 1, start=25)
     assert len(published) == 4
