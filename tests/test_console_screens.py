@@ -76,11 +76,16 @@ def test_console_pages_fit_a_phone_and_a_desktop(console, live_server):
         for width in (PHONE_WIDTH, WIDE):
             browser.resize(width)
             assert_boxes_below_the_form(browser, name)
-    # Change lists with an app column stay within 1400 px (apps shown by name).
+    # Change lists with an app column stay within 1400 px (apps shown by name),
+    # and their times stay on one line.
     for path in ("/admin/sms_service/message/", "/admin/sms_service/signature/",
                  "/admin/sms_service/ledgerentry/"):
         browser.visit(live_server.url + path)
         browser.assert_no_horizontal_scroll()
+        lines = browser.driver.execute_script(
+            "return Array.from(document.querySelectorAll('#result_list .sms-local-time'),"
+            " function (time) { return time.getClientRects().length; });")
+        assert lines and set(lines) == {1}, f"{path}: times over several lines: {lines}"
     # The index leads to the SMS screens.
     browser.visit(live_server.url + "/admin/")
     assert "Review queue" in browser.text and "Dashboard" in browser.text

@@ -14,6 +14,7 @@ from typing import Any
 
 from django.db import models
 from django.http import HttpRequest
+from django.utils.html import format_html
 
 from ..localtime import local_time, zone_name
 
@@ -29,8 +30,11 @@ def _column(field: models.DateTimeField, local: str, *, seconds: bool) -> Any:
     name = field.name
 
     def show(obj: Any) -> str | None:
-        # None: the admin's own empty value ("-"), as for its other fields.
-        return local_time(getattr(obj, name), seconds=seconds) or None
+        text = local_time(getattr(obj, name), seconds=seconds)
+        if not text:
+            return None  # the admin's own empty value ("-"), as for its other fields
+        # On one line (local-time.css): a narrow column would break it apart.
+        return format_html('<span class="sms-local-time">{}</span>', text)
 
     show.short_description = field.verbose_name  # type: ignore[attr-defined]
     show.admin_order_field = name  # type: ignore[attr-defined]
@@ -46,6 +50,9 @@ class LocalTimesMixin:
     """
 
     model: type[models.Model]
+
+    class Media:
+        css = {"all": ["sms_service/admin/local-time.css"]}
 
     def _datetime_field(self, name: Any) -> models.DateTimeField | None:
         if not isinstance(name, str):
