@@ -110,3 +110,19 @@ def test_the_docs_page_loads_nothing_from_another_site(client):
     assert 'spec-url="/sms_service/schema"' in page
     assert "/static/drf_spectacular_sidecar/redoc/" in page
     assert "https://" not in page and "http://" not in page
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_rendered_docs_fetch_nothing_from_another_site(live_server, browser):
+    """Redoc's script draws its vendor's logo from a CDN under the menu; the page
+    allows images from this site only, so the browser blocks that request."""
+    browser.visit(live_server.url + "/sms_service/docs")
+    browser.wait_for_text("body", "requestSmsCode", timeout=30)
+    asked = browser.driver.execute_script(
+        "return performance.getEntriesByType('resource').map(function (e) { return e.name; });")
+    assert any(url.startswith(live_server.url) for url in asked), asked
+    refused = [line for line in browser.console_errors() if "Content Security Policy" in line]
+    fetched = [url for url in asked if not url.startswith(live_server.url)
+               and not any(url in line for line in refused)]
+    assert fetched == [], fetched
