@@ -6,6 +6,7 @@ challenge is read from the database by its token (tests/captcha_support.py).
 
 from __future__ import annotations
 
+import random
 import threading
 from datetime import timedelta
 from io import BytesIO
@@ -106,6 +107,25 @@ class TestRequestCaptcha:
         png = Image.open(BytesIO(image.content))
         assert (png.format, png.size) == ("PNG", (85, 30))
         assert len(captcha_answer(body["captcha_token"])) == 4
+
+    def test_challenges_do_not_follow_pythons_random_generator(self, lc):
+        # With the library's default challenge the letters come from the OS
+        # CSPRNG: putting random's state back does not draw the same again.
+        answers = set()
+        for _ in range(3):
+            random.seed(20261130)
+            answers.add(captcha_answer(new_challenge(lc)["captcha_token"]))
+        assert len(answers) == 3
+        assert all(len(answer) == 4 and answer.isalpha() for answer in answers)
+
+    def test_a_projects_own_challenge_function_is_used(self, lc, monkeypatch):
+        from captcha.conf import settings as captcha_settings
+
+        monkeypatch.setattr(captcha_settings, "CAPTCHA_CHALLENGE_FUNCT",
+                            "captcha.helpers.math_challenge")
+        token = new_challenge(lc)["captcha_token"]
+        store = CaptchaStore.objects.get(pk=CaptchaChallenge.objects.get(token=token).store_id)
+        assert store.challenge.endswith("=") and store.response.isdigit()
 
     def test_width_and_height_arrive_as_strings(self, lc, client):
         body = new_challenge(lc, "width=200&height=100")

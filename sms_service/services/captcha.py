@@ -231,14 +231,31 @@ def _bounded(value: object, name: str, bounds: tuple[int, int, int]) -> int:
     return value
 
 
+#: simple-captcha's default challenge function, which draws with ``random``.
+_LIBRARY_DEFAULT = "captcha.helpers.random_char_challenge"
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def _secret_letters() -> tuple[str, str]:
+    """The library default's challenge (upper-case letters, answered in any
+    case), drawn from the operating system's CSPRNG instead of ``random``."""
+    answer = "".join(secrets.choice(_LETTERS) for _ in range(captcha_settings.CAPTCHA_LENGTH))
+    return answer.upper(), answer
+
+
 def _draw(length: int) -> tuple[str, str]:
     """Text and answer from simple-captcha's configured challenge function.
 
     Character challenges (the text is the answer, as with the default
     ``random_char_challenge``) are drawn until long enough and cut to ``length``;
     other kinds (arithmetic, words) are used as drawn and ignore ``length``.
+    When the project keeps the library's default, the same letters are drawn
+    with ``secrets``: ``random``'s sequence can be reconstructed from its output.
     """
-    generate = captcha_settings.get_challenge()
+    if captcha_settings.CAPTCHA_CHALLENGE_FUNCT == _LIBRARY_DEFAULT:
+        generate = _secret_letters
+    else:
+        generate = captcha_settings.get_challenge()
     text, answer = generate()
     if text.lower() != answer.lower():
         return text, answer
