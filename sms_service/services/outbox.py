@@ -183,17 +183,14 @@ def start_calls(messages: list[Message]) -> None:
     if not messages:
         return
     now = timezone.now()
-    table = connection.ops.quote_name(Message._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} AS m SET call_started_at = %s "
-            f"FROM jsonb_to_recordset(%s::jsonb) AS c(id bigint, attempts integer) "
-            f"WHERE m.id = c.id AND m.attempts = c.attempts AND m.status = %s "
-            f"AND m.call_started_at IS NULL RETURNING m.id",
-            [now, json.dumps([{"id": m.pk, "attempts": m.attempts} for m in messages]),
-             MessageStatus.SENDING],
-        )
-        started = {row[0] for row in cursor.fetchall()}
+    started = _changed_ids(
+        "UPDATE {table} AS m SET call_started_at = %s "
+        "FROM jsonb_to_recordset(%s::jsonb) AS c(id bigint, attempts integer) "
+        "WHERE m.id = c.id AND m.attempts = c.attempts AND m.status = %s "
+        "AND m.call_started_at IS NULL RETURNING m.id",
+        [now, json.dumps([{"id": m.pk, "attempts": m.attempts} for m in messages]),
+         MessageStatus.SENDING],
+    )
     for message in messages:
         if message.pk in started:
             message.call_started_at = now
@@ -331,25 +328,31 @@ def batch_size(alias: str) -> int:
         return 1
 
 
+def _changed_ids(statement: str, params: list[Any]) -> set[int]:
+    """Run a statement on the message table (``{table}``) that returns the ids
+    of the rows it changed."""
+    table = connection.ops.quote_name(Message._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(statement.format(table=table), params)
+        return {row[0] for row in cursor.fetchall()}
+
+
 def _claim_batch(*, alias: str, exclude: int | None, limit: int, now: Any) -> list[Message]:
     """Claim up to ``limit`` due queued messages of backend ``alias`` but
     ``exclude`` in one statement (rows another run holds are skipped, never
     waited for)."""
-    table = connection.ops.quote_name(Message._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            # A CTE runs once: the LIMIT holds (a subquery may be rescanned).
-            f"WITH picked AS MATERIALIZED ("
-            f"  SELECT id FROM {table} WHERE status = %s AND backend = %s AND id <> %s"
-            f"  AND (next_attempt_at IS NULL OR next_attempt_at <= %s)"
-            f"  ORDER BY updated_at LIMIT %s FOR UPDATE SKIP LOCKED) "
-            f"UPDATE {table} AS m SET status = %s, attempts = m.attempts + 1, updated_at = %s, "
-            f"next_attempt_at = NULL, call_started_at = NULL "
-            f"FROM picked WHERE m.id = picked.id AND m.status = %s RETURNING m.id",
-            [MessageStatus.QUEUED, alias, exclude or 0, now, limit, MessageStatus.SENDING, now,
-             MessageStatus.QUEUED],
-        )
-        ids = [row[0] for row in cursor.fetchall()]
+    ids = _changed_ids(
+        # A CTE runs once: the LIMIT holds (a subquery may be rescanned).
+        "WITH picked AS MATERIALIZED ("
+        "  SELECT id FROM {table} WHERE status = %s AND backend = %s AND id <> %s"
+        "  AND (next_attempt_at IS NULL OR next_attempt_at <= %s)"
+        "  ORDER BY updated_at LIMIT %s FOR UPDATE SKIP LOCKED) "
+        "UPDATE {table} AS m SET status = %s, attempts = m.attempts + 1, updated_at = %s, "
+        "next_attempt_at = NULL, call_started_at = NULL "
+        "FROM picked WHERE m.id = picked.id AND m.status = %s RETURNING m.id",
+        [MessageStatus.QUEUED, alias, exclude or 0, now, limit, MessageStatus.SENDING, now,
+         MessageStatus.QUEUED],
+    )
     if not ids:
         return []
     return list(Message.objects.select_related("app").filter(pk__in=ids).order_by("pk"))
@@ -483,22 +486,19 @@ def _mark_delivered(delivered: list[tuple[Message, str, SendResult]]) -> list[Me
     conditional UPDATE; returns those it changed."""
     now = timezone.now()
     by_id = {message.pk: (message, provider, result) for message, provider, result in delivered}
-    table = connection.ops.quote_name(Message._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} AS m SET status = %s, provider = v.provider, "
-            f"provider_message_id = v.provider_message_id, sent_at = %s, finished_at = %s, "
-            f"updated_at = %s, payload = NULL "
-            f"FROM jsonb_to_recordset(%s::jsonb) "
-            f"  AS v(id bigint, provider text, provider_message_id text) "
-            f"WHERE m.id = v.id AND m.status = %s RETURNING m.id",
-            [MessageStatus.DELIVERED, now, now, now,
-             json.dumps([{"id": pk, "provider": provider,
-                          "provider_message_id": result.provider_message_id}
-                         for pk, (_, provider, result) in by_id.items()]),
-             MessageStatus.SENDING],
-        )
-        ids = {row[0] for row in cursor.fetchall()}
+    ids = _changed_ids(
+        "UPDATE {table} AS m SET status = %s, provider = v.provider, "
+        "provider_message_id = v.provider_message_id, sent_at = %s, finished_at = %s, "
+        "updated_at = %s, payload = NULL "
+        "FROM jsonb_to_recordset(%s::jsonb) "
+        "  AS v(id bigint, provider text, provider_message_id text) "
+        "WHERE m.id = v.id AND m.status = %s RETURNING m.id",
+        [MessageStatus.DELIVERED, now, now, now,
+         json.dumps([{"id": pk, "provider": provider,
+                      "provider_message_id": result.provider_message_id}
+                     for pk, (_, provider, result) in by_id.items()]),
+         MessageStatus.SENDING],
+    )
     changed = []
     for message_id in ids:
         message, provider, result = by_id[message_id]
