@@ -55,6 +55,20 @@ def delete(key: str) -> None:
     cache.delete(key)
 
 
+def redis_client(shared: Any) -> Any | None:
+    """The raw redis-py client behind a django-redis cache, for a Lua script
+    over its keys; ``None`` for any other cache (callers then use the cache's
+    generic calls) and for a sharded one (one script cannot see every server)."""
+    try:
+        from django_redis.cache import RedisCache
+        from django_redis.client import ShardClient
+    except ImportError:  # django-redis is an optional dependency
+        return None
+    if not isinstance(shared, RedisCache) or isinstance(shared.client, ShardClient):
+        return None
+    return shared.client.get_client(write=True)
+
+
 def clear_process() -> None:
     """Forget this process's copies (tests; after a bulk change made elsewhere)."""
     _process.clear()

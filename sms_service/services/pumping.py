@@ -213,11 +213,9 @@ def _script_client(cache) -> Any:
     given (so the script can add the bucket), or None."""
     from django.core.cache.backends.base import default_key_func
 
-    from .ratelimit import _redis_client
-
     if getattr(cache, "key_func", None) is not default_key_func:
         return None
-    return _redis_client(cache)
+    return caching.redis_client(cache)
 
 
 def _scopes(app: App, phone: str, region: str, config: dict[str, Any]) -> list[tuple[str, str]]:

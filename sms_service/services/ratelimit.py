@@ -64,6 +64,7 @@ from typing import Any
 
 from django.core.cache import BaseCache, caches
 
+from .. import caching
 from ..conf import app_settings
 from ..exceptions import (
     RateLimiterUnavailableError,
@@ -162,7 +163,7 @@ def take(limits: Sequence[Limit]) -> None:
         return
     try:
         cache = _cache()
-        client = _redis_client(cache)
+        client = caching.redis_client(cache)
     except Exception as exc:
         raise RateLimiterUnavailableError() from exc
     if client is None:
@@ -379,19 +380,6 @@ return 0
 
 _script: Any = None  # redis.commands.core.Script, registered once per process
 _script_lock = threading.Lock()
-
-
-def _redis_client(cache: BaseCache) -> Any | None:
-    """The raw redis-py client behind a django-redis cache, or ``None`` (generic engine)."""
-    try:
-        from django_redis.cache import RedisCache
-        from django_redis.client import ShardClient
-    except ImportError:  # django-redis is an optional dependency
-        return None
-    # The sharded client spreads keys over servers: one script cannot see them all.
-    if not isinstance(cache, RedisCache) or isinstance(cache.client, ShardClient):
-        return None
-    return cache.client.get_client(write=True)
 
 
 def _get_script(client: Any) -> Any:
