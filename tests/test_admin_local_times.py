@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from sms_service.models import (
@@ -38,10 +37,9 @@ def shanghai(settings):
 
 
 @pytest.fixture
-def root(client, shanghai):
-    user = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
-    client.force_login(user)
-    return client
+def root(admin_client, shanghai):
+    """A superuser's client (pytest-django's) on the Shanghai site."""
+    return admin_client
 
 
 def page(client, path: str) -> str:
@@ -117,9 +115,8 @@ def test_key_rotation_audit(root, app):
                  seconds=True)
 
 
-def test_utc_site_says_utc(client, app, settings):
+def test_utc_site_says_utc(admin_client, app, settings):
     settings.TIME_ZONE = "UTC"
-    client.force_login(get_user_model().objects.create_superuser("r", "r@example.com", "p"))
     Message.objects.create(app=app, phone="+8618612345678", body="x", created_at=AT)
-    assert "2026-11-30 05:05 UTC" in page(client, "/admin/sms_service/message/")
+    assert "2026-11-30 05:05 UTC" in page(admin_client, "/admin/sms_service/message/")
 

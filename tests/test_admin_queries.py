@@ -30,10 +30,9 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def root(client):
-    user = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
-    client.force_login(user)
-    return client
+def root(admin_client):
+    """A superuser's client (pytest-django's)."""
+    return admin_client
 
 
 def _rows(batch: int) -> App:
