@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from ..delivery import DeliveryStatus
+from ..localtime import local_time
 from .app import App
 
 
@@ -197,8 +198,6 @@ class MessageEvent(models.Model):
         ordering = ["created_at", "pk"]
 
     def __str__(self) -> str:
-        from ..localtime import local_time
-
         return f"{local_time(self.created_at, seconds=True)} {self.description}"
 
 
