@@ -56,6 +56,11 @@ DEFAULTS: dict[str, Any] = {
         "ip": [(60, 50), (3600, 500)],
         "prefix": [(3600, 20)],
     },
+    # PostgreSQL: let the server prepare the few statements every send and
+    # verify runs (parsed and planned once per connection). Turn off behind
+    # a pooler that cannot keep prepared statements (PgBouncer before 1.21
+    # in transaction mode).
+    "PREPARED_STATEMENTS": True,
     # Cache alias that holds rate-limit counters; must be shared across processes
     # in production (Redis).
     "RATE_LIMIT_CACHE": "default",

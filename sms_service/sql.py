@@ -13,6 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 from django.db import connections, models, router
+from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 
 
 def run(model: type[models.Model], sql: str, params: list[Any], *, fetch: bool = False) -> Any:
@@ -27,9 +28,58 @@ def run(model: type[models.Model], sql: str, params: list[Any], *, fetch: bool =
         else value
         for value in params
     ]
-    with connection.cursor() as cursor:
+    with prepared_cursor(connection) as cursor:
         cursor.execute(sql.format(table=ops.quote_name(model._meta.db_table)), adapted)
         return cursor.fetchone() if fetch else cursor.rowcount
+
+
+def prepared_cursor(connection: Any) -> Any:
+    """A cursor of ``connection`` for the hot statements (the send, the verify).
+
+    On PostgreSQL with psycopg 3 it binds its parameters on the server, so a
+    statement a connection has run twice is prepared the third time: from then
+    on the server neither parses nor plans it. A connection that lives for one
+    request (``CONN_MAX_AGE = 0``) never gets that far and pays nothing.
+    Elsewhere, or with the ``PREPARED_STATEMENTS`` setting off (a pooler that
+    cannot keep prepared statements, such as PgBouncer before 1.21 in
+    transaction mode), it is the usual cursor.
+    """
+    from .conf import app_settings
+
+    if connection.vendor != "postgresql" or not app_settings.PREPARED_STATEMENTS:
+        return connection.cursor()
+    try:
+        import psycopg
+    except ImportError:  # psycopg2: the usual cursor
+        return connection.cursor()
+    connection.ensure_connection()
+    raw = connection.connection
+    if not isinstance(raw, psycopg.Connection):
+        return connection.cursor()
+    if raw.prepare_threshold is None:
+        # Django turns psycopg's preparation off unless OPTIONS asks for it. Only
+        # server-binding cursors like this one prepare (Django's own cursors bind
+        # on the client), so this leaves every other statement as it was.
+        raw.prepare_threshold = PREPARE_AFTER
+    connection.validate_thread_sharing()
+    with connection.wrap_database_errors:
+        cursor = psycopg.Cursor(raw)
+    if connection.queries_logged:
+        return _LoggedCursor(cursor, connection)
+    return CursorWrapper(cursor, connection)
+
+
+class _LoggedCursor(CursorDebugWrapper):
+    """Logs a prepared statement with its values in it, as Django logs its own
+    (once prepared, psycopg keeps no text of the statement to log)."""
+
+    def execute(self, sql: str, params: Any = None) -> Any:
+        with self.debug_sql(self.db.ops.compose_sql(sql, params)):
+            return CursorWrapper.execute(self, sql, params)
+
+
+#: Runs of a statement on a connection before the next one is prepared.
+PREPARE_AFTER = 2
 
 
 def insert_from(obj: models.Model, connection: Any, source: str,

@@ -23,7 +23,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .. import signals
+from .. import signals, sql
 from ..adapter import get_adapter
 from ..backends import get_backend
 from ..backends.base import BaseSmsBackend, OutgoingMessage, SendResult
@@ -231,7 +231,7 @@ def _claim(message_id: int, now: Any) -> bool:
     conditional UPDATE, written out (it is also what every duplicate or
     already-batched task runs, so it stays as cheap as a statement can)."""
     table = connection.ops.quote_name(Message._meta.db_table)
-    with connection.cursor() as cursor:
+    with sql.prepared_cursor(connection) as cursor:
         cursor.execute(
             f"UPDATE {table} SET status = %s, attempts = attempts + 1, updated_at = %s, "
             f"next_attempt_at = NULL, call_started_at = NULL WHERE id = %s AND status = %s",
@@ -332,7 +332,7 @@ def _changed_ids(statement: str, params: list[Any]) -> set[int]:
     """Run a statement on the message table (``{table}``) that returns the ids
     of the rows it changed."""
     table = connection.ops.quote_name(Message._meta.db_table)
-    with connection.cursor() as cursor:
+    with sql.prepared_cursor(connection) as cursor:
         cursor.execute(statement.format(table=table), params)
         return {row[0] for row in cursor.fetchall()}
 
@@ -471,7 +471,7 @@ def _insert_events(events: list[dict[str, Any]]) -> None:
     """Many message events in one INSERT (no model instances: a batch writes
     hundreds)."""
     table = connection.ops.quote_name(MessageEvent._meta.db_table)
-    with connection.cursor() as cursor:
+    with sql.prepared_cursor(connection) as cursor:
         cursor.execute(
             f"INSERT INTO {table} (message_id, status, description, detail, created_at) "
             f"SELECT message_id, status, description, detail, created_at "

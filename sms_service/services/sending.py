@@ -225,7 +225,7 @@ def _commit_one_statement(*, connection, app, request, phone, channel, resolved,
     scope = transaction.atomic(using=connection.alias) if connection.in_atomic_block else (
         contextlib.nullcontext())
     try:
-        with scope, connection.cursor() as cursor:
+        with scope, sql.prepared_cursor(connection) as cursor:
             cursor.execute(query, params)
             held, message_pk, *code_pk = cursor.fetchone()
     except IntegrityError as exc:
