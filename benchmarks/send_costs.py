@@ -116,7 +116,7 @@ def run(n: int) -> None:
     from django.core.cache import cache
 
     published: list[int | str] = []
-    outbox._send_task = lambda task, argument: published.append(argument) or True
+    outbox._send_task = lambda task, argument, *rest: published.append(argument) or True
     redis = Redis()
     counter = iter(range(10**6))
 

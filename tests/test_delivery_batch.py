@@ -72,7 +72,7 @@ def batches(settings, monkeypatch):
         },
     }
     # Nothing is published: the tests call deliver() as the task would.
-    monkeypatch.setattr(outbox, "_send_task", lambda task, message_id: None)
+    monkeypatch.setattr(outbox, "_send_task", lambda task, argument, *rest: None)
     retries: list[tuple[int, int]] = []
     monkeypatch.setattr(outbox, "_dispatch_later",
                         lambda message_id, countdown: retries.append((message_id, countdown)))
@@ -233,7 +233,7 @@ def published(batches, monkeypatch) -> list[tuple[str, object]]:
     cache.delete("sms-service:outbox-wake:default")
     sent: list[tuple[str, object]] = []
 
-    def record(task, argument) -> bool:
+    def record(task, argument, for_message=None) -> bool:
         sent.append((task.name.rpartition(".")[2], argument))
         return True
 
@@ -261,7 +261,7 @@ def test_a_burst_of_sends_wakes_one_delivery_run_and_a_backlog_more(billed_app, 
 
 def test_a_wake_up_the_broker_refused_is_retried_by_the_next_commit(billed_app, published,
                                                                      monkeypatch):
-    def refuse(task, argument) -> bool:
+    def refuse(task, argument, for_message=None) -> bool:
         published.append(("refused", argument))
         return False
 
@@ -279,8 +279,52 @@ def test_with_a_process_local_cache_each_message_has_its_own_task(billed_app, ba
     settings.CACHES = {**settings.CACHES, "default": {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     sent: list[tuple[str, object]] = []
-    monkeypatch.setattr(outbox, "_send_task", lambda task, argument: sent.append(
+    monkeypatch.setattr(outbox, "_send_task", lambda task, argument, *rest: sent.append(
         (task.name.rpartition(".")[2], argument)) or True)
     ids = queue(billed_app, 3)
     # A worker could not clear a wake-up held in this process's memory.
+    assert sent == [("deliver_message", message_id) for message_id in ids]
+
+
+@pytest.fixture
+def one_at_a_time(settings):
+    """The default backend sends one message per call (no BATCH_SIZE)."""
+    settings.SMS_SERVICE = {**settings.SMS_SERVICE, "BACKENDS": {
+        "default": {"BACKEND": f"{__name__}.FlakyLocmemBackend"}}}
+
+
+@pytest.fixture
+def through_a_broker(settings):
+    """Tasks go through a broker (the suite runs them eagerly)."""
+    from tests.celery_app import app as celery_app
+
+    eager = celery_app.conf.task_always_eager
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    celery_app.conf.task_always_eager = False
+    yield
+    celery_app.conf.task_always_eager = eager
+
+
+def test_a_backend_that_sends_one_at_a_time_shares_runs_too(billed_app, one_at_a_time,
+                                                            through_a_broker, published):
+    ids = queue(billed_app, 3)
+    # Three commits, one task: the requests publish nothing while a run is pending.
+    assert published == [("deliver_queued", "default")]
+    # Each run takes one message and, having found one, wakes the next first
+    # (so a backlog is shared by every free worker, one provider call each).
+    assert [outbox.deliver_queued(alias="default") for _ in range(4)] == [1, 1, 1, 0]
+    assert published == [("deliver_queued", "default")] * 4
+    assert_each_sent_and_charged_once(billed_app, ids)
+    for message in Message.objects.filter(pk__in=ids):
+        assert list(message.events.values_list("status", flat=True)) == [
+            S.SENDING, S.SENDING, S.ACCEPTED, S.DELIVERED]
+
+
+def test_run_eagerly_a_backend_that_sends_one_at_a_time_has_a_run_per_message(
+        billed_app, one_at_a_time, batches, monkeypatch):
+    sent: list[tuple[str, object]] = []
+    monkeypatch.setattr(outbox, "_send_task", lambda task, argument, *rest: sent.append(
+        (task.name.rpartition(".")[2], argument)) or True)
+    ids = queue(billed_app, 2)
+    # No broker to spare: each message is delivered by its own task at commit.
     assert sent == [("deliver_message", message_id) for message_id in ids]

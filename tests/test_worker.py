@@ -350,7 +350,7 @@ def test_deliver_twice_sends_once(app, sender, settings, tmp_path, monkeypatch):
         "BACKENDS": {"default": {"BACKEND": "sms_service.backends.file.FileBackend",
                                  "OPTIONS": {"PATH": str(tmp_path)}}},
     }
-    monkeypatch.setattr(outbox, "_send_task", lambda task, message_id: None)
+    monkeypatch.setattr(outbox, "_send_task", lambda task, argument, *rest: None)
     message = _send(app, "+8613800138006")
     assert _status(message) == MessageStatus.QUEUED
     assert outbox.deliver(message_id=message.pk) == MessageStatus.DELIVERED
@@ -367,7 +367,7 @@ def test_deliver_twice_sends_once(app, sender, settings, tmp_path, monkeypatch):
 def test_concurrent_deliver_sends_once(publish, app, sender, monkeypatch):
     """Eight threads (eight database connections) deliver the same id at once."""
     phone = "+8613800138007"
-    monkeypatch.setattr(outbox, "_send_task", lambda task, message_id: None)  # no worker
+    monkeypatch.setattr(outbox, "_send_task", lambda task, argument, *rest: None)  # no worker
     message = _send(app, phone)
     barrier = threading.Barrier(8)
     results: list[str] = []

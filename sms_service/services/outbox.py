@@ -77,14 +77,15 @@ def _publish(message_id: int, alias: str) -> None:
     """Hand a committed message to the workers: a wake-up of its backend's
     delivery runs when they are shared (:func:`coalesces`), else its own task."""
     if coalesces(alias):
-        wake(alias)
+        wake(alias, for_message=message_id)
     else:
         _send_task(taskqueue.get("deliver_message"), message_id)
 
 
-def _send_task(task: Any, argument: int | str) -> bool:
+def _send_task(task: Any, argument: int | str, for_message: int | None = None) -> bool:
     """Publish ``task(argument)`` (a message id, or a backend alias for a
-    delivery run); False when the broker could not be reached."""
+    delivery run, woken by ``for_message`` if a commit woke it); False when
+    the broker could not be reached."""
     try:
         task.delay(argument)
     except Exception:
@@ -92,6 +93,8 @@ def _send_task(task: Any, argument: int | str) -> bool:
         # them once the broker is back. The caller's request has already succeeded.
         what = f"message {argument}" if isinstance(argument, int) else (
             f"the delivery run of backend {argument!r}")
+        if for_message is not None:
+            what = f"message {for_message} ({what})"
         logger.exception("could not enqueue %s; it will be redispatched", what)
         return False
     return True
@@ -113,19 +116,27 @@ def coalesces(alias: str) -> bool:
     """Whether the queued messages of backend ``alias`` share delivery runs
     (:func:`deliver_queued`) instead of each having its own task.
 
-    They do when the backend sends in batches, on PostgreSQL (runs claim with
-    ``SKIP LOCKED``), and when the default cache is shared by every process (a
-    pending wake-up must be seen by the web processes and cleared by the
-    workers: a process-local cache cannot).
+    They do on PostgreSQL (runs claim with ``SKIP LOCKED``) when the default
+    cache is shared by every process (a pending wake-up must be seen by the
+    web processes and cleared by the workers: a process-local cache cannot),
+    and either the backend sends in batches or tasks go through a broker. A
+    backend that sends one message at a time gets runs of one message that
+    each wake the next: the request that commits a message then publishes
+    nothing while a run is pending. With ``CELERY_TASK_ALWAYS_EAGER`` nothing
+    goes through a broker, so such a backend keeps a run per message, at commit.
     """
-    return (batch_size(alias) > 1 and connection.vendor == "postgresql"
-            and not isinstance(caches["default"], LocMemCache | DummyCache))
+    if connection.vendor != "postgresql" or isinstance(caches["default"],
+                                                        LocMemCache | DummyCache):
+        return False
+    return batch_size(alias) > 1 or not taskqueue.get("deliver_queued").app.conf.task_always_eager
 
 
-def wake(alias: str) -> None:
+def wake(alias: str, for_message: int | None = None) -> None:
     """Make sure a delivery run of backend ``alias`` is pending: publish one
     unless another is already waiting to start (then that run will see the
-    messages committed until it starts, so a burst of sends costs one task)."""
+    messages committed until it starts, so a burst of sends costs one task).
+    ``for_message``: the committed message it is for (named in the log when
+    the broker is down)."""
     key = _wake_key(alias)
     try:
         pending = not cache.add(key, 1, WAKE_SECONDS)
@@ -134,7 +145,7 @@ def wake(alias: str) -> None:
         pending = False
     if pending:
         return
-    if not _send_task(taskqueue.get("deliver_queued"), alias):
+    if not _send_task(taskqueue.get("deliver_queued"), alias, for_message):
         _forget_wake(key)
 
 
