@@ -44,3 +44,30 @@ def test_failures_in_two_processes_open_the_circuit_for_all() -> None:
     assert circuit.allow("aliyun") is False
     circuit.reset("aliyun")
     assert circuit.state("aliyun") == circuit.CLOSED
+
+
+def test_a_success_closes_the_circuit_for_all_and_says_so_once() -> None:
+    from sms_service import signals
+
+    if "redis" not in settings.CACHES["default"]["BACKEND"].lower():
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must run the multi-process tests: needs Redis (CACHE_URL)")
+        pytest.skip("needs Redis as the cache (set CACHE_URL)")
+    changes: list[str] = []
+
+    def on_change(sender, alias, state, **kwargs):
+        changes.append(state)
+
+    signals.circuit_changed.connect(on_change)
+    try:
+        assert _in_another_process(5)[-1] == "open"
+        circuit.record_success("aliyun")  # the half-open probe went through
+        circuit.record_success("aliyun")  # already closed: nothing to say
+        assert changes == [circuit.CLOSED]
+        # Closed for every process, its failure count started afresh.
+        assert _in_another_process(4) == ["closed"] * 4
+        circuit.record_success("aliyun")
+        assert _in_another_process(4) == ["closed"] * 4
+    finally:
+        signals.circuit_changed.disconnect(on_change)
+        circuit.reset("aliyun")

@@ -190,3 +190,31 @@ def test_a_delivery_writes_its_outcome_in_one_transaction(app, signature, priced
         MessageStatus.SENDING, MessageStatus.SENDING, MessageStatus.ACCEPTED,
         MessageStatus.DELIVERED]
     assert LedgerEntry.objects.filter(message=message, kind=LedgerKind.CHARGE).count() == 1
+
+
+def test_a_delivery_at_commit_does_not_read_its_message_back(app, signature, priced, settings,
+                                                            django_capture_on_commit_callbacks):
+    """With ``ASYNC`` off the request delivers the message it has just
+    committed: the claim, the call's start and the outcome, no read of the
+    message (the instance in memory is sent, and reflects the outcome)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from sms_service.services.sending import SmsRequest, request_sms
+
+    settings.SMS_SERVICE = {**settings.SMS_SERVICE, "ASYNC": False, "BACKENDS": {"default": {
+        "BACKEND": "sms_service.backends.dummy.DummyBackend"}}}
+    with django_capture_on_commit_callbacks(execute=True):
+        request_sms(app=app, request=SmsRequest(phone="+8613800138001"))  # warm the caches
+    with CaptureQueriesContext(connection) as captured, django_capture_on_commit_callbacks(
+            execute=True) as delivered:
+        message = request_sms(app=app, request=SmsRequest(phone="+8613800138002"))
+    assert delivered, "delivered at commit"
+    reads = [sql for sql in _data_statements(captured)
+             if sql.startswith('SELECT') and '"sms_service_message"' in sql.split(" WHERE ")[0]]
+    assert reads == [], reads
+    assert message.status == MessageStatus.DELIVERED
+    message.refresh_from_db()
+    assert message.status == MessageStatus.DELIVERED
+    assert message.attempts == 1
+    assert message.payload is None

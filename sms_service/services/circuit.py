@@ -18,7 +18,7 @@ import time
 
 from django.core.cache import caches
 
-from .. import signals
+from .. import caching, signals
 from ..conf import app_settings
 
 logger = logging.getLogger(__name__)
@@ -73,11 +73,19 @@ def allow(alias: str) -> bool:
 
 
 def record_success(alias: str) -> None:
-    """The provider took a call: close the circuit."""
+    """The provider took a call: close the circuit (one round trip on Redis)."""
     failures_key, open_key, probe_key = _keys(alias)
+    cache = _cache()
     try:
-        was_open = _cache().get(open_key) is not None
-        _cache().delete_many([failures_key, open_key, probe_key])
+        client = caching.redis_client(cache)
+        if client is None:
+            was_open = cache.get(open_key) is not None
+            cache.delete_many([failures_key, open_key, probe_key])
+        else:
+            pipe = client.pipeline(transaction=False)
+            pipe.delete(cache.make_key(open_key))
+            pipe.delete(cache.make_key(failures_key), cache.make_key(probe_key))
+            was_open = bool(pipe.execute()[0])
     except Exception:  # noqa: BLE001
         return
     if was_open:

@@ -67,7 +67,7 @@ def enqueue(message: Message) -> None:
     if app_settings.ASYNC:
         transaction.on_commit(partial(_publish, message.pk, message.backend))
     else:
-        transaction.on_commit(partial(dispatch_now, message.pk))
+        transaction.on_commit(partial(_deliver_committed, message))
     transaction.on_commit(
         partial(signals.message_queued.send_robust, sender=Message, message=message)
     )
@@ -207,7 +207,17 @@ def start_calls(messages: list[Message]) -> None:
             message.call_started_at = now
 
 
-def deliver(*, message_id: int) -> str:
+def _deliver_committed(message: Message) -> None:
+    """Deliver in this process (``ASYNC`` off) a message just committed here:
+    claimed as any run claims it, then sent from the instance in memory
+    rather than read back."""
+    try:
+        deliver(message_id=message.pk, committed=message)
+    except ProviderTemporaryError:
+        pass  # rescheduled by deliver(); picked up on the next pass
+
+
+def deliver(*, message_id: int, committed: Message | None = None) -> str:
     """Send one queued message through its backend. Safe to call more than once.
 
     When the message's backend sends in batches (its ``batch_size``, see
@@ -217,6 +227,9 @@ def deliver(*, message_id: int) -> str:
 
     Raises :class:`ProviderTemporaryError` after putting the message back in the
     queue when a retry may help (the Celery task retries with backoff).
+
+    ``committed``: the message's instance when this process has just committed
+    it (delivery at commit), used instead of reading the row back.
     """
     if message_id in _sent_in_batch:
         # Claimed and sent by an earlier batch of this process: nothing to ask.
@@ -225,7 +238,13 @@ def deliver(*, message_id: int) -> str:
     now = timezone.now()
     if not _claim(message_id, now):
         return "skipped"
-    message = Message.objects.select_related("app").get(pk=message_id)
+    if committed is not None and committed.pk == message_id:
+        # The instance this process committed, with the claim's changes.
+        message = committed
+        message.status, message.attempts = MessageStatus.SENDING, message.attempts + 1
+        message.updated_at, message.next_attempt_at, message.call_started_at = now, None, None
+    else:
+        message = Message.objects.select_related("app").get(pk=message_id)
     if connection.vendor != "postgresql":
         return _deliver_claimed(message, _Immediate())
     # A batch of one writes as a batch does: its events, its final status and
