@@ -73,8 +73,8 @@ class _LoggedCursor(CursorDebugWrapper):
     """Logs a prepared statement with its values in it, as Django logs its own
     (once prepared, psycopg keeps no text of the statement to log)."""
 
-    def execute(self, sql: str, params: Any = None) -> Any:
-        with self.debug_sql(self.db.ops.compose_sql(sql, params)):
+    def execute(self, sql: Any, params: Any = None) -> Any:
+        with self.debug_sql(self.db.ops.compose_sql(str(sql), params)):
             return CursorWrapper.execute(self, sql, params)
 
 

@@ -3,6 +3,7 @@ real users keep receiving codes, operators see and undo what it did."""
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -13,7 +14,7 @@ from django.urls import reverse
 from sms_service import signals
 from sms_service.exceptions import CountryNotAllowedError, SendingHeldBackError
 from sms_service.models import Message, PumpingBlock
-from sms_service.services import codes, sending
+from sms_service.services import codes, pumping, sending
 
 pytestmark = pytest.mark.django_db
 
@@ -195,6 +196,87 @@ def test_a_broken_counter_cache_never_fails_a_send(
     message = request(defended, "+8613900001111", "172.16.0.1", django_capture_on_commit_callbacks)
 
     assert message.pk and len(outbox) == 1
+
+
+# --- counting in the sending limits' round trip (Redis) -------------------------------
+
+
+@pytest.fixture
+def on_redis(settings):
+    if "redis" not in settings.CACHES["default"]["BACKEND"].lower():
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must run the Redis counting tests (CACHE_URL)", pytrace=False)
+        pytest.skip("needs Redis as the cache (set CACHE_URL)")
+
+
+@pytest.fixture
+def redis_commands(monkeypatch) -> list[str]:
+    """The Redis commands this process sends (their names)."""
+    import redis.connection
+
+    sent: list[str] = []
+    real = redis.connection.AbstractConnection.send_packed_command
+
+    def send(self, command, *args, **kwargs):
+        chunks = command if isinstance(command, list | tuple) else [command]
+        sent.extend(n.decode().upper() for n in re.findall(
+            rb"\*\d+\r\n\$\d+\r\n([A-Za-z]+)", b"".join(bytes(c) for c in chunks)))
+        return real(self, command, *args, **kwargs)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", send)
+    return sent
+
+
+def range_share(app, phone: str) -> pumping.Share:
+    config = pumping.settings_for(app)
+    return pumping.share(app=app, scope=PumpingBlock.Scope.RANGE,
+                         value=pumping.number_range(phone, config),
+                         seconds=int(config["WINDOW_SECONDS"]),
+                         slice_seconds=int(config["BUCKET_SECONDS"]))
+
+
+def test_a_send_is_counted_in_the_round_trip_of_its_limits(
+        defended, on_redis, redis_commands, django_capture_on_commit_callbacks) -> None:
+    phone = "+8613900002222"
+    with django_capture_on_commit_callbacks(execute=False):  # delivery aside
+        sending.request_sms(app=defended, request=sending.SmsRequest(  # warms the caches
+            phone="+8613700001234", client_ip="172.16.0.9"))
+        redis_commands.clear()
+        sending.request_sms(app=defended, request=sending.SmsRequest(phone=phone,
+                                                                     client_ip="172.16.0.9"))
+    # The sending limits and the pumping counters: one script, one round trip.
+    assert redis_commands == ["EVALSHA"], redis_commands
+    assert range_share(defended, phone).sent == 1
+
+
+def test_a_send_refused_after_its_limits_is_not_counted(
+        defended, on_redis, django_capture_on_commit_callbacks) -> None:
+    from sms_service.exceptions import InsufficientBalanceError
+    from tests.billing_support import set_price
+
+    set_price("0.05")  # and the app has no money
+    phone = "+8613900003333"
+    with pytest.raises(InsufficientBalanceError):
+        request(defended, phone, "172.16.0.10", django_capture_on_commit_callbacks)
+    # Counted with the limits, taken back when the hold was refused.
+    assert range_share(defended, phone).sent == 0
+    assert not Message.objects.filter(phone=phone).exists()
+
+
+def test_counters_on_another_cache_are_counted_after_the_send(
+        defended, on_redis, redis_commands, django_capture_on_commit_callbacks,
+        settings) -> None:
+    settings.CACHES = {**settings.CACHES, "pumping": settings.CACHES["default"]}
+    settings.SMS_SERVICE = {**settings.SMS_SERVICE, "PUMPING_CACHE": "pumping"}
+    phone = "+8613900004444"
+    with django_capture_on_commit_callbacks(execute=False):
+        sending.request_sms(app=defended, request=sending.SmsRequest(  # warms the caches
+            phone="+8613700001234", client_ip="172.16.0.11"))
+        redis_commands.clear()
+        sending.request_sms(app=defended, request=sending.SmsRequest(phone=phone,
+                                                                     client_ip="172.16.0.11"))
+    assert redis_commands == ["EVALSHA", "EVALSHA"], redis_commands
+    assert range_share(defended, phone).sent == 1
 
 
 @pytest.fixture

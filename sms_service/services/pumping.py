@@ -144,29 +144,34 @@ def _key(app: App, what: str, scope: str, value: str, bucket: int | str) -> str:
     return f"sms_service:pumping:{app.pk}:{what}:{scope}:{value}:{bucket}"
 
 
-#: A send's or a verify's counting on Redis, in one round trip: add one to each
-#: counter (created with the timeout), then sum the sent and verified counters
-#: of each group of buckets. ARGV: timeout, n, the n counter keys, then per group
-#: the sent prefix, the verified prefix, the first and the last bucket (a
-#: counter's key is its prefix followed by its bucket).
-_COUNT_LUA = """
-local timeout, n = tonumber(ARGV[1]), tonumber(ARGV[2])
-for i = 3, 2 + n do
-  redis.call('SET', ARGV[i], 0, 'EX', timeout, 'NX')
-  redis.call('INCR', ARGV[i])
-end
-local out = {}
-for i = 3 + n, #ARGV, 4 do
-  local sent, verified = 0, 0
-  for b = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]) do
-    sent = sent + (tonumber(redis.call('GET', ARGV[i] .. b)) or 0)
-    verified = verified + (tonumber(redis.call('GET', ARGV[i + 1] .. b)) or 0)
+#: A send's or a verify's counting on Redis, as a Lua function reading its
+#: arguments from ARGV[o] on (so that the sending limits' script can run it
+#: too, see :func:`sent_counting`): add one to each counter (created with the
+#: timeout), then sum the sent and verified counters of each group of buckets.
+#: Arguments: timeout, n, the n counter keys, then per group the sent prefix,
+#: the verified prefix, the first and the last bucket (a counter's key is its
+#: prefix followed by its bucket).
+COUNT_FUNCTION = """
+local function count(o)
+  local timeout, n = tonumber(ARGV[o]), tonumber(ARGV[o + 1])
+  for i = o + 2, o + 1 + n do
+    redis.call('SET', ARGV[i], 0, 'EX', timeout, 'NX')
+    redis.call('INCR', ARGV[i])
   end
-  out[#out + 1] = sent
-  out[#out + 1] = verified
+  local out = {}
+  for i = o + 2 + n, #ARGV, 4 do
+    local sent, verified = 0, 0
+    for b = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]) do
+      sent = sent + (tonumber(redis.call('GET', ARGV[i] .. b)) or 0)
+      verified = verified + (tonumber(redis.call('GET', ARGV[i + 1] .. b)) or 0)
+    end
+    out[#out + 1] = sent
+    out[#out + 1] = verified
+  end
+  return out
 end
-return out
 """
+_COUNT_LUA = COUNT_FUNCTION + "return count(1)\n"
 _count_script: Any = None
 
 
@@ -196,6 +201,13 @@ def _bump(app: App, keys: list[str], timeout: int,
     global _count_script
     if _count_script is None:
         _count_script = client.register_script(_COUNT_LUA)
+    sums = _count_script(keys=[], args=_count_args(cache, app, keys, timeout, groups, now),
+                         client=client)
+    return _shares(groups, sums)
+
+
+def _count_args(cache, app: App, keys: list[str], timeout: int,
+                groups: Sequence[tuple[str, str, int, int]], now: float) -> list[Any]:
     make_key = cache.make_key  # the keys are this module's own: nothing to validate
     args: list[Any] = [timeout, len(keys), *(make_key(key) for key in keys)]
     for scope, value, seconds, step in groups:
@@ -203,7 +215,11 @@ def _bump(app: App, keys: list[str], timeout: int,
         args += [make_key(_key(app, "sent", scope, value, "")),
                  make_key(_key(app, "verified", scope, value, "")),
                  last - seconds // step + 1, last]
-    sums = _count_script(keys=[], args=args, client=client)
+    return args
+
+
+def _shares(groups: Sequence[tuple[str, str, int, int]], sums: list[Any]
+            ) -> dict[tuple[str, str], Share]:
     return {(scope, value): Share(sent=int(sums[2 * i]), verified=int(sums[2 * i + 1]))
             for i, (scope, value, _, _) in enumerate(groups)}
 
@@ -233,21 +249,85 @@ def _counter_keys(app, what, phone, region, config, now) -> list[str]:
     return keys
 
 
+@dataclass
+class SentCounting:
+    """A send's counting, planned before the send so that the sending limits'
+    script can run it in the same round trip (:func:`sent_counting`).
+
+    ``lua`` defines ``count(o)`` and ``args`` are its arguments. After the
+    send commits, :meth:`judge` takes the sums the script returned; when the
+    send fails, :meth:`undo` takes the counts back.
+    """
+
+    app: App
+    phone: str
+    region: str
+    config: dict[str, Any]
+    now: float
+    keys: list[str]
+    groups: list[tuple[str, str, int, int]]
+    lua: str
+    args: list[Any]
+
+    def judge(self, sums: list[Any]) -> PumpingBlock | None:
+        """The counted send has committed: evaluate its windows (may write a block)."""
+        try:
+            return _evaluate(app=self.app, phone=self.phone, region=self.region,
+                             config=self.config, now=self.now, shares=_shares(self.groups, sums))
+        except Exception:  # noqa: BLE001 - counting must never fail a send
+            logger.exception("pumping evaluation failed for app %s", self.app.pk)
+            return None
+
+    def undo(self) -> None:
+        """The counted send did not happen: one less on each of its counters."""
+        cache = _cache()
+        try:
+            for key in self.keys:
+                cache.decr(key)
+        except Exception:  # noqa: BLE001 - expired, or the cache is down
+            logger.warning("could not take back a pumping count of app %s", self.app.pk,
+                           exc_info=True)
+
+
+def _sent_plan(app: App, phone: str, region: str
+               ) -> tuple[dict[str, Any], float, list[str], list[tuple[str, str, int, int]]]:
+    config = settings_for(app)
+    now = time.time()
+    # The window counts of the range and the country and the app's baseline
+    # come back from the count itself (they include this send).
+    window, bucket = int(config["WINDOW_SECONDS"]), int(config["BUCKET_SECONDS"])
+    groups = [(scope, value, window, bucket)
+              for scope, value, _ in _evaluated_scopes(phone, region, config)]
+    groups.append(("app", "all", int(config["BASELINE_SECONDS"]), 3600))
+    return config, now, _counter_keys(app, "sent", phone, region, config, now), groups
+
+
+def sent_counting(*, app: App, phone: str, region: str, cache_alias: str
+                  ) -> SentCounting | None:
+    """The counting of a verification code about to be sent, for a script on
+    the cache ``cache_alias`` to run, or None: the defence is off for the app,
+    or its counters are not on that cache's Redis (then :func:`record_sent`
+    counts after the send)."""
+    if not enabled(app) or app_settings.PUMPING_CACHE != cache_alias:
+        return None
+    cache = _cache()
+    if _script_client(cache) is None:
+        return None
+    config, now, keys, groups = _sent_plan(app, phone, region)
+    timeout = int(config["BASELINE_SECONDS"]) + 3600
+    return SentCounting(app=app, phone=phone, region=region, config=config, now=now,
+                        keys=keys, groups=groups, lua=COUNT_FUNCTION,
+                        args=_count_args(cache, app, keys, timeout, groups, now))
+
+
 def record_sent(*, app: App, phone: str, region: str) -> PumpingBlock | None:
     """Count a verification code sent; may write a block (returned)."""
     if not enabled(app):
         return None
-    config = settings_for(app)
-    now = time.time()
     try:
-        # The window counts of the range and the country and the app's
-        # baseline come back from the bump itself (they include this send).
-        window, bucket = int(config["WINDOW_SECONDS"]), int(config["BUCKET_SECONDS"])
-        groups = [(scope, value, window, bucket)
-                  for scope, value, _ in _evaluated_scopes(phone, region, config)]
-        groups.append(("app", "all", int(config["BASELINE_SECONDS"]), 3600))
-        shares = _bump(app, _counter_keys(app, "sent", phone, region, config, now),
-                       timeout=int(config["BASELINE_SECONDS"]) + 3600, groups=groups, now=now)
+        config, now, keys, groups = _sent_plan(app, phone, region)
+        shares = _bump(app, keys, timeout=int(config["BASELINE_SECONDS"]) + 3600,
+                       groups=groups, now=now)
         return _evaluate(app=app, phone=phone, region=region, config=config, now=now,
                          shares=shares)
     except Exception:  # noqa: BLE001 - counting must never fail a send

@@ -60,7 +60,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from django.core.cache import BaseCache, caches
 
@@ -153,14 +153,25 @@ def take_rolling(
     take([Limit(ROLLING, key, error, windows=tuple(windows))])
 
 
-def take(limits: Sequence[Limit]) -> None:
+class Counting(Protocol):
+    """More counting for :func:`take` to do in the same round trip once every
+    limit is taken: ``lua`` defines the Lua function ``count(o)``, which reads
+    its arguments (``args``) from ``ARGV[o]`` on."""
+
+    lua: str
+    args: list[Any]
+
+
+def take(limits: Sequence[Limit], then: Counting | None = None) -> Any:
     """Take ``limits`` in order; raise the first refusal's error with ``retry_after``.
 
     One atomic, all-or-nothing round trip on django-redis; one limit after the
-    other elsewhere (see the module notes).
+    other elsewhere (see the module notes). ``then``: counting to run in that
+    round trip once every limit is taken (on django-redis only): returns its
+    result, or None when it did not run or failed.
     """
-    if not limits:
-        return
+    if not limits and then is None:
+        return None
     try:
         cache = _cache()
         client = caching.redis_client(cache)
@@ -169,8 +180,8 @@ def take(limits: Sequence[Limit]) -> None:
     if client is None:
         for limit in limits:
             _GENERIC[limit.kind](cache, limit)
-    else:
-        _take_redis(cache, client, limits)
+        return None
+    return _take_redis(cache, client, limits, then)
 
 
 def check_send(
@@ -181,10 +192,12 @@ def check_send(
     kind: str,
     signature_id: int | None,
     client_ip: str | None,
-) -> None:
-    """Apply every sending limit for one message, consuming the interval slots."""
-    take(send_limits(app=app, phone=phone, channel=channel, kind=kind,
-                     signature_id=signature_id, client_ip=client_ip))
+    then: Counting | None = None,
+) -> Any:
+    """Apply every sending limit for one message, consuming the interval slots;
+    ``then`` as for :func:`take` (its result is returned)."""
+    return take(send_limits(app=app, phone=phone, channel=channel, kind=kind,
+                            signature_id=signature_id, client_ip=client_ip), then)
 
 
 def send_limits(
@@ -308,7 +321,7 @@ _GENERIC = {INTERVAL: _generic_interval, WINDOW: _generic_window, ROLLING: _gene
 #
 # Times are integer microseconds; they reach Redis as numbers (exact: Redis formats
 # them with 17 significant digits), never through Lua's tostring (14 digits).
-_LUA = """
+_LIMITS_LUA = """
 local limits = cjson.decode(ARGV[1])
 local token = ARGV[2]
 local t = redis.call('TIME')
@@ -375,22 +388,33 @@ for i, limit in ipairs(limits) do
     redis.call('PEXPIRE', key, plan[i] * 1000)
   end
 end
-return 0
+"""
+_LUA = _LIMITS_LUA + "return 0\n"
+
+#: After the limits, more counting given to take() (its Lua defines count(o),
+#: which reads its arguments from ARGV[o] on): {0, its result}, or {0, nil}
+#: when it failed (the limits stay taken; the caller counts another way).
+_THEN_COUNT = """
+local ok, counted = pcall(count, 3)
+if ok then return {0, counted} end
+return {0, false}
 """
 
-_script: Any = None  # redis.commands.core.Script, registered once per process
+_scripts: dict[str, Any] = {}  # redis.commands.core.Script by the counting it ends with
 _script_lock = threading.Lock()
 
 
-def _get_script(client: Any) -> Any:
-    global _script
-    if _script is None:
+def _get_script(client: Any, then_lua: str = "") -> Any:
+    script = _scripts.get(then_lua)
+    if script is None:
         with _script_lock:
-            if _script is None:
+            script = _scripts.get(then_lua)
+            if script is None:
                 # register_script only hashes the source; the script is loaded on a
                 # server the first time EVALSHA there answers NOSCRIPT.
-                _script = client.register_script(_LUA)
-    return _script
+                source = then_lua + _LIMITS_LUA + _THEN_COUNT if then_lua else _LUA
+                script = _scripts[then_lua] = client.register_script(source)
+    return script
 
 
 def _redis_keys(cache: BaseCache, limit: Limit) -> str:
@@ -409,19 +433,24 @@ def _redis_spec(limit: Limit) -> list[Any]:
     return [ROLLING, [list(window) for window in limit.windows]]
 
 
-def _take_redis(cache: BaseCache, client: Any, limits: Sequence[Limit]) -> None:
+def _take_redis(cache: BaseCache, client: Any, limits: Sequence[Limit],
+                then: Counting | None = None) -> Any:
     # An interval of 0 s limits nothing (as on the generic engine), and Redis
     # refuses a zero expiry.
     limits = [limit for limit in limits if limit.kind != INTERVAL or limit.seconds > 0]
-    if not limits:
-        return
+    if not limits and then is None:
+        return None
     keys = [_redis_keys(cache, limit) for limit in limits]
     spec = json.dumps([_redis_spec(limit) for limit in limits], separators=(",", ":"))
+    args = [spec, uuid.uuid4().hex, *(then.args if then is not None else ())]
     try:
-        result = _get_script(client)(keys=keys, args=[spec, uuid.uuid4().hex], client=client)
+        result = _get_script(client, then.lua if then is not None else "")(
+            keys=keys, args=args, client=client)
     except Exception as exc:
         raise RateLimiterUnavailableError() from exc
     if result == 0:
-        return
-    index, retry_after = int(result[0]), int(result[1])
-    raise limits[index - 1].error(retry_after=retry_after)
+        return None
+    index = int(result[0])
+    if index == 0:
+        return result[1]  # every limit taken; what the counting returned (None: failed)
+    raise limits[index - 1].error(retry_after=int(result[1]))

@@ -128,25 +128,47 @@ def request_sms(*, app: App, request: SmsRequest, is_master: bool = False) -> Me
         budget_signature = resolved.signature.pk
     else:
         budget_signature = content.voice_signature_id(app=app, sign_name=sign_name)
-    ratelimit.check_send(app=app, phone=phone, channel=channel, kind=resolved.kind,
-                         signature_id=budget_signature, client_ip=request.client_ip)
-    for attempt in range(_CODE_DRAWS):
-        try:
-            message = _commit(app=app, request=request, phone=phone, channel=channel,
-                              resolved=resolved, text=text, placeholder=placeholder,
-                              quote=quote, ttl=ttl, with_code=with_code, fixed=fixed,
-                              backend=route[0], values=values)
-            break
-        except codes.CodeCollisionError as collision:
-            if attempt == _CODE_DRAWS - 1:
-                raise
-            collision.retire_if_expired()
+    # A code to a real number is counted for the pumping defence in the same
+    # round trip as the limits, taken back if the send then fails.
+    counting = None
+    if with_code and fixed is None:
+        counting = pumping.sent_counting(app=app, phone=phone.e164, region=phone.region,
+                                         cache_alias=app_settings.RATE_LIMIT_CACHE)
+    counted = ratelimit.check_send(app=app, phone=phone, channel=channel, kind=resolved.kind,
+                                   signature_id=budget_signature, client_ip=request.client_ip,
+                                   then=counting)
+    try:
+        message = _commit_drawing(app=app, request=request, phone=phone, channel=channel,
+                                  resolved=resolved, text=text, placeholder=placeholder,
+                                  quote=quote, ttl=ttl, with_code=with_code, fixed=fixed,
+                                  backend=route[0], values=values)
+    except BaseException:
+        if counting is not None and counted is not None:
+            counting.undo()
+        raise
     if with_code and not message.is_test:
-        pumping.record_sent(app=app, phone=phone.e164, region=phone.region)
+        if counting is not None and counted is not None:
+            counting.judge(counted)
+        else:
+            pumping.record_sent(app=app, phone=phone.e164, region=phone.region)
     if with_code:
         signals.code_sent.send_robust(sender=Message, app=app, phone=phone.e164,
                                       purpose=request.purpose, message=message)
     return message
+
+
+def _commit_drawing(**kwargs: Any) -> Message:
+    """:func:`_commit`, drawing another code when the one drawn is held by
+    another number of the app (at most ``_CODE_DRAWS`` draws)."""
+    draws = 1
+    while True:
+        try:
+            return _commit(**kwargs)
+        except codes.CodeCollisionError as collision:
+            if draws == _CODE_DRAWS:
+                raise
+            draws += 1
+            collision.retire_if_expired()
 
 
 def _commit(*, app, request, phone, channel, resolved, text, placeholder, quote, ttl,
