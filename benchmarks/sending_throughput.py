@@ -22,11 +22,12 @@ What is measured, on loopback only, every run bounded in time:
 * Ours: cycles of requestSmsCode for a new number (the code comes back in a
   response header that the benchmark's adapter sets) then verifySmsCode,
   "queued" (as deployed with a network provider, which sends one message at
-  a time: the request publishes the message's Celery task to Redis; no worker
-  consumes it during a run), "woken" (as deployed with a backend that sends
-  in batches of 100: the request wakes the backend's delivery runs, and
-  publishes a task only when no run is pending, see the outbox's wake-ups)
-  and "inline" (delivery inside the request).
+  a time), "woken" (as deployed with a backend that sends in batches of 100)
+  and "inline" (delivery inside the request). In both queued modes the
+  request wakes the backend's delivery runs, publishing a task to Redis only
+  when no run is pending (see the outbox's wake-ups); no worker consumes the
+  queue during a run. They differ in what the runs would claim, which the
+  request does not see: the two measure the same request path.
 * At 0, 10^5 and 10^6 old code rows (bulk-filled, then VACUUM ANALYZEd), in rounds
   that alternate the order of the kinds; each ratio is ours / pair of the same
   round, and the table shows the median of the rounds with their spread.

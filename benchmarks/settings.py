@@ -10,11 +10,11 @@ deployment, all benchmark-only:
   every other limit keeps its default and runs on every request;
 * the adapter (benchmarks/adapter.py) copies each drawn code into the
   ``X-Bench-Code`` response header, so the load generator can verify it;
-* BENCH_DELIVERY=queued (as deployed with a network provider): the request
-  publishes the delivery task to Redis (a queue nothing consumes during a run,
-  emptied after each); BENCH_DELIVERY=woken (as deployed with a backend that
-  sends in batches): the request wakes the delivery runs, publishing only when
-  none is pending;
+* BENCH_DELIVERY=queued (as deployed with a network provider, one message at
+  a time) and BENCH_DELIVERY=woken (as deployed with a backend that sends in
+  batches of 100): the request wakes the delivery runs, publishing a task to
+  Redis only when none is pending (a queue nothing consumes during a run,
+  emptied after each);
   BENCH_DELIVERY=inline: delivery runs inside the request, at commit, through
   a provider that accepts at once (benchmarks/backend.py).
 """
@@ -100,9 +100,9 @@ BENCH_DELIVERY = os.environ.get("BENCH_DELIVERY", "queued")
 
 
 def sms_service_for(delivery: str) -> dict:
-    """SMS_SERVICE for a delivery mode: "queued" (a task per message, as for a
-    network provider), "woken" (the backend sends in batches of 100, so
-    commits wake its delivery runs) or "inline"."""
+    """SMS_SERVICE for a delivery mode: "queued" (the backend sends one message
+    at a time, as a network provider does), "woken" (it sends in batches of
+    100) or "inline"; commits wake the delivery runs in both queued modes."""
     return {
         "ADAPTER": "benchmarks.adapter.BenchAdapter",
         "ASYNC": delivery != "inline",
