@@ -111,7 +111,6 @@ def run(n: int) -> None:
     from sms_service.models import App, Price, Signature
     from sms_service.services import billing, outbox
     from sms_service.services.sending import SmsRequest, request_sms
-
     from tests.celery_app import app as celery_app
 
     # As deployed: tasks go through a broker (the suite's settings run them eagerly).
