@@ -56,10 +56,12 @@ def prepared_cursor(connection: Any) -> Any:
     raw = connection.connection
     if not isinstance(raw, psycopg.Connection):
         return connection.cursor()
-    if raw.prepare_threshold is None:
+    if raw.prepare_threshold is None and not connection.features.uses_server_side_binding:
         # Django turns psycopg's preparation off unless OPTIONS asks for it. Only
         # server-binding cursors like this one prepare (Django's own cursors bind
-        # on the client), so this leaves every other statement as it was.
+        # on the client), so this leaves every other statement as it was. A
+        # project whose Django cursors bind on the server (OPTIONS
+        # "server_side_binding") keeps its own "prepare_threshold".
         raw.prepare_threshold = PREPARE_AFTER
     connection.validate_thread_sharing()
     with connection.wrap_database_errors:

@@ -68,3 +68,22 @@ def test_logged_statements_show_their_values(lc, signature, draw_codes):
         _send_and_verify(lc, draw_codes, 3)
     lookups = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("SELECT id, digest")]
     assert lookups and "'+8613800100003'" in lookups[0], lookups
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_project_binding_on_the_server_keeps_its_own_preparation(lc, signature, draw_codes):
+    """With Django's ``server_side_binding`` every ORM cursor binds on the
+    server too: preparing stays as the project configured it (off here)."""
+    options = connection.settings_dict["OPTIONS"]
+    connection.close()
+    options["server_side_binding"] = True
+    connection.features.__dict__.pop("uses_server_side_binding", None)  # a cached property
+    try:
+        for i in range(4):
+            _send_and_verify(lc, draw_codes, i)
+        assert connection.connection.prepare_threshold is None
+        assert _prepared() == []
+    finally:
+        del options["server_side_binding"]
+        connection.features.__dict__.pop("uses_server_side_binding", None)
+        connection.close()
