@@ -328,3 +328,42 @@ def test_run_eagerly_a_backend_that_sends_one_at_a_time_has_a_run_per_message(
     ids = queue(billed_app, 2)
     # No broker to spare: each message is delivered by its own task at commit.
     assert sent == [("deliver_message", message_id) for message_id in ids]
+
+
+class MovedDuringCallBackend(LocmemBackend):
+    """The locmem backend; while it sends to the numbers in ``moved``, another
+    process moves the message on (its status is no longer ``sending``)."""
+
+    moved: set[str] = set()
+
+    def post_to_provider(self, message, payload):
+        if message.to in self.moved:
+            Message.objects.filter(pk=message.message_id).update(status=S.UNKNOWN)
+        return super().post_to_provider(message, payload)
+
+
+def test_the_end_of_a_batch_writes_only_what_it_moved(billed_app, settings):
+    settings.SMS_SERVICE = {**settings.SMS_SERVICE, "BACKENDS": {"default": {
+        "BACKEND": f"{__name__}.MovedDuringCallBackend", "OPTIONS": {"BATCH_SIZE": 10}}}}
+    ids = queue(billed_app, 4)
+    moved = Message.objects.get(pk=ids[2])
+    MovedDuringCallBackend.moved = {moved.phone}
+    try:
+        assert outbox.deliver(message_id=ids[0]) == S.DELIVERED
+    finally:
+        MovedDuringCallBackend.moved = set()
+    statuses = dict(Message.objects.filter(pk__in=ids).values_list("pk", "status"))
+    assert statuses == {ids[0]: S.DELIVERED, ids[1]: S.DELIVERED, ids[2]: S.UNKNOWN,
+                        ids[3]: S.DELIVERED}
+    # The message moved elsewhere got neither the delivered events nor a charge.
+    assert list(Message.objects.get(pk=ids[2]).events.values_list("status", flat=True)) == [
+        S.SENDING, S.SENDING]
+    charged = set(LedgerEntry.objects.filter(message_id__in=ids, kind=LedgerKind.CHARGE)
+                  .values_list("message_id", flat=True))
+    assert charged == {ids[0], ids[1], ids[3]}
+    for message_id in (ids[0], ids[1], ids[3]):
+        assert list(Message.objects.get(pk=message_id).events.values_list(
+            "status", flat=True)) == [S.SENDING, S.SENDING, S.ACCEPTED, S.DELIVERED]
+    # Its hold is still held, for whoever settles it.
+    billed_app.refresh_from_db()
+    assert billing.books(app=billed_app).held == moved.cost

@@ -277,18 +277,20 @@ def _charge(*, message: Message, reason: str) -> None:
     )
 
 
-def charge_delivered(*, messages: list[Message]) -> None:
-    """:func:`_charge` for many delivered messages in one INSERT (a delivery
-    batch); messages settled already are left as they are."""
-    entries = [
-        LedgerEntry(app_id=message.app_id, kind=LedgerKind.CHARGE, amount=Decimal(0),
-                    held_change=-message.cost, message=message,
-                    reason=MessageStatus.DELIVERED)
-        for message in messages
-        if not message.is_test and message.cost and message.cost > 0
-    ]
-    if entries:
-        LedgerEntry.objects.bulk_create(entries, ignore_conflicts=True)
+def charge_delivered_statement(*, connection: Any, source: str) -> tuple[str, list[Any]]:
+    """The charge of delivered messages as one INSERT (PostgreSQL, inside a
+    WITH): a :func:`settle` charge for each row of ``source`` (columns ``id``,
+    ``app_id``, ``cost``, ``is_test``) that was held, with its params. A
+    message settled already keeps its settlement (the ledger's unique
+    settlement per message; the conflict is skipped)."""
+    template = LedgerEntry(kind=LedgerKind.CHARGE, amount=Decimal(0), held_change=Decimal(0),
+                           reason=MessageStatus.DELIVERED)
+    statement, params = sql.insert_from(
+        template, connection, source,
+        computed={"app_id": f"{source}.app_id", "message_id": f"{source}.id",
+                  "held_change": f"-{source}.cost"})
+    return (f"{statement} WHERE NOT {source}.is_test AND {source}.cost > 0 "
+            "ON CONFLICT DO NOTHING", params)
 
 
 def settle(*, message: Message, kind: str, reason: str = "") -> bool:

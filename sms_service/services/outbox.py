@@ -446,10 +446,10 @@ class _Batch(_Immediate):
         circuit.record_failure(alias)
 
     def event(self, message: Message, description: str, *, status: str = "",
-              **detail: Any) -> None:
+              if_delivered: bool = False, **detail: Any) -> None:
         self.events.append({"message_id": message.pk, "status": status,
                             "description": description[:255], "detail": detail,
-                            "created_at": timezone.now()})
+                            "created_at": timezone.now(), "if_delivered": if_delivered})
 
     def start_call(self, message: Message) -> bool:
         pending = [m for m in self.messages if m.call_started_at is None]
@@ -471,18 +471,18 @@ class _Batch(_Immediate):
             circuit.record_success(alias)
         delivered, self.delivered = self.delivered, []
         changed: list[Message] = []
-        with transaction.atomic():
-            if delivered:
-                changed = _mark_delivered(delivered)
-                for message in changed:
-                    self.event(message, f"accepted by {message.provider}",
-                               status=MessageStatus.ACCEPTED)
-                    self.event(message, f"{message.provider} reports delivered",
-                               status=MessageStatus.DELIVERED)
-                billing.charge_delivered(messages=changed)
-            if self.events:
-                _insert_events(self.events)
-                self.events = []
+        if delivered:
+            for message, provider, _ in delivered:
+                # Written only for the messages the statement moves to delivered.
+                self.event(message, f"accepted by {provider}", status=MessageStatus.ACCEPTED,
+                           if_delivered=True)
+                self.event(message, f"{provider} reports delivered",
+                           status=MessageStatus.DELIVERED, if_delivered=True)
+            changed = _write_delivered(delivered, self.events)
+            self.events = []
+        elif self.events:
+            _insert_events(self.events)
+            self.events = []
         # Only a worker process remembers: there ids are never reused (a test
         # database rolled back may hand the same id to another message).
         in_worker = _in_worker()
@@ -497,40 +497,60 @@ class _Batch(_Immediate):
             _sent_in_batch.clear()
 
 
+_EVENTS_FROM = (
+    "INSERT INTO {events} (message_id, status, description, detail, created_at) "
+    "SELECT message_id, status, description, detail, created_at "
+    "FROM jsonb_to_recordset(%s::jsonb) AS v(message_id bigint, status text, "
+    "description text, detail jsonb, created_at timestamptz, if_delivered boolean)"
+)
+
+
 def _insert_events(events: list[dict[str, Any]]) -> None:
     """Many message events in one INSERT (no model instances: a batch writes
     hundreds)."""
-    table = connection.ops.quote_name(MessageEvent._meta.db_table)
     with sql.prepared_cursor(connection) as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (message_id, status, description, detail, created_at) "
-            f"SELECT message_id, status, description, detail, created_at "
-            f"FROM jsonb_to_recordset(%s::jsonb) AS v(message_id bigint, status text, "
-            f"description text, detail jsonb, created_at timestamptz)",
-            [json.dumps(events, cls=DjangoJSONEncoder)],
-        )
+        cursor.execute(_EVENTS_FROM.format(events=_table(MessageEvent)), [_events_json(events)])
 
 
-def _mark_delivered(delivered: list[tuple[Message, str, SendResult]]) -> list[Message]:
-    """``sending -> delivered`` (through ``accepted``) for many messages in one
-    conditional UPDATE; returns those it changed."""
+def _table(model: type[Any]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _events_json(events: list[dict[str, Any]]) -> str:
+    return json.dumps(events, cls=DjangoJSONEncoder)
+
+
+def _write_delivered(delivered: list[tuple[Message, str, SendResult]],
+                     events: list[dict[str, Any]]) -> list[Message]:
+    """One statement for the end of a batch: ``sending -> delivered`` (through
+    ``accepted``) for many messages, a conditional UPDATE; the charge of those
+    it changed; and the batch's events (those marked ``if_delivered`` only for
+    the messages it changed). Returns the messages it changed."""
     now = timezone.now()
     by_id = {message.pk: (message, provider, result) for message, provider, result in delivered}
-    ids = _changed_ids(
-        "UPDATE {table} AS m SET status = %s, provider = v.provider, "
+    charge, charge_params = billing.charge_delivered_statement(connection=connection, source="d")
+    update = (
+        f"UPDATE {_table(Message)} AS m SET status = %s, provider = v.provider, "
         "provider_message_id = v.provider_message_id, sent_at = %s, finished_at = %s, "
         "updated_at = %s, payload = NULL "
         "FROM jsonb_to_recordset(%s::jsonb) "
         "  AS v(id bigint, provider text, provider_message_id text) "
-        "WHERE m.id = v.id AND m.status = %s RETURNING m.id",
-        [MessageStatus.DELIVERED, now, now, now,
-         json.dumps([{"id": pk, "provider": provider,
-                      "provider_message_id": result.provider_message_id}
-                     for pk, (_, provider, result) in by_id.items()]),
-         MessageStatus.SENDING],
+        "WHERE m.id = v.id AND m.status = %s RETURNING m.id, m.app_id, m.cost, m.is_test"
     )
+    events_insert = _EVENTS_FROM.format(events=_table(MessageEvent))
+    statement = (f"WITH d AS ({update}), c AS ({charge}), "
+                 f"e AS ({events_insert} WHERE NOT v.if_delivered "
+                 f"OR v.message_id IN (SELECT id FROM d)) SELECT id FROM d")
+    params = [MessageStatus.DELIVERED, now, now, now,
+              json.dumps([{"id": pk, "provider": provider,
+                           "provider_message_id": result.provider_message_id}
+                          for pk, (_, provider, result) in by_id.items()]),
+              MessageStatus.SENDING, *charge_params, _events_json(events)]
+    with sql.prepared_cursor(connection) as cursor:
+        cursor.execute(statement, params)
+        ids = [row[0] for row in cursor.fetchall()]
     changed = []
-    for message_id in ids:
+    for message_id in sorted(ids):
         message, provider, result = by_id[message_id]
         message.status = MessageStatus.DELIVERED
         message.provider = provider
