@@ -71,3 +71,29 @@ def test_a_success_closes_the_circuit_for_all_and_says_so_once() -> None:
     finally:
         signals.circuit_changed.disconnect(on_change)
         circuit.reset("aliyun")
+
+
+def test_a_circuit_another_process_opened_is_seen_within_the_process_cache_seconds(
+        settings) -> None:
+    from sms_service import caching
+
+    if "redis" not in settings.CACHES["default"]["BACKEND"].lower():
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must run the multi-process tests: needs Redis (CACHE_URL)")
+        pytest.skip("needs Redis as the cache (set CACHE_URL)")
+    try:
+        # Each delivery asks for the state: this process remembers it for
+        # PROCESS_CACHE_SECONDS (2 s by default), as it does apps and prices.
+        assert circuit.state("aliyun") == circuit.CLOSED
+        assert _in_another_process(5)[-1] == "open"
+        assert circuit.state("aliyun") == circuit.CLOSED
+        caching.clear_process()  # what those seconds passing does
+        assert circuit.state("aliyun") == circuit.OPEN
+        # Set to 0, every state is read from the shared cache.
+        settings.SMS_SERVICE = {**settings.SMS_SERVICE, "PROCESS_CACHE_SECONDS": 0}
+        circuit.reset("aliyun")
+        assert circuit.state("aliyun") == circuit.CLOSED
+        assert _in_another_process(5)[-1] == "open"
+        assert circuit.state("aliyun") == circuit.OPEN
+    finally:
+        circuit.reset("aliyun")

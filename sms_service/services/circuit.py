@@ -45,15 +45,35 @@ def _keys(alias: str) -> tuple[str, str, str]:
 
 def state(alias: str) -> str:
     """closed, open or half-open (cool-down over, a probe may go)."""
-    _, open_key, _ = _keys(alias)
     try:
-        open_until = _cache().get(open_key)
+        open_until = _open_until(alias)
     except Exception:  # noqa: BLE001 - see the module docstring
         logger.exception("circuit cache unavailable; treating %r as closed", alias)
         return CLOSED
     if open_until is None:
         return CLOSED
     return OPEN if time.time() < open_until else HALF_OPEN
+
+
+def _open_until(alias: str) -> float | None:
+    """When the open circuit's cool-down ends, or None when it is closed. Kept
+    in this process for ``PROCESS_CACHE_SECONDS``, like the apps: a circuit
+    opened or closed by another process is seen here within those seconds,
+    by this process at once."""
+    _, open_key, _ = _keys(alias)
+    if app_settings.PROCESS_CACHE_SECONDS > 0:
+        known = caching.process_cache.get(open_key)
+        if known is not None:
+            return known or None  # 0: closed
+    open_until = _cache().get(open_key)
+    _remember(alias, open_until)
+    return open_until
+
+
+def _remember(alias: str, open_until: float | None) -> None:
+    seconds = app_settings.PROCESS_CACHE_SECONDS
+    if seconds > 0:
+        caching.process_cache.set(_keys(alias)[1], open_until or 0, seconds)
 
 
 def allow(alias: str) -> bool:
@@ -88,6 +108,7 @@ def record_success(alias: str) -> None:
             was_open = bool(pipe.execute()[0])
     except Exception:  # noqa: BLE001
         return
+    _remember(alias, None)
     if was_open:
         logger.info("circuit of backend %r closed", alias)
         signals.circuit_changed.send_robust(sender=None, alias=alias, state=CLOSED)
@@ -107,8 +128,10 @@ def record_failure(alias: str) -> str:
             if count < threshold:
                 return CLOSED
         # Threshold reached, or the half-open probe failed: open (again).
-        cache.set(open_key, time.time() + cool_down, timeout=None)
+        open_until = time.time() + cool_down
+        cache.set(open_key, open_until, timeout=None)
         cache.delete_many([failures_key, probe_key])
+        _remember(alias, open_until)
     except ValueError:
         return CLOSED  # the counter expired between add and incr
     except Exception:  # noqa: BLE001
