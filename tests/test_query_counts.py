@@ -193,8 +193,9 @@ def test_a_delivery_writes_its_outcome_in_one_transaction(app, signature, priced
 def test_a_delivery_at_commit_does_not_read_its_message_back(app, signature, priced, settings,
                                                             django_capture_on_commit_callbacks):
     """With ``ASYNC`` off the request delivers the message it has just
-    committed: the claim, the call's start and the outcome, no read of the
-    message (the instance in memory is sent, and reflects the outcome)."""
+    committed. The message is written claimed (nothing else may take it), so
+    the delivery adds only the call's start and the outcome: no claim, no read
+    of the message (the instance in memory is sent, and reflects the outcome)."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -211,8 +212,13 @@ def test_a_delivery_at_commit_does_not_read_its_message_back(app, signature, pri
     reads = [sql for sql in _data_statements(captured)
              if sql.startswith('SELECT') and '"sms_service_message"' in sql.split(" WHERE ")[0]]
     assert reads == [], reads
+    claims = [sql for sql in _data_statements(captured) if "attempts = attempts + 1" in sql]
+    assert claims == [], claims
     assert message.status == MessageStatus.DELIVERED
     message.refresh_from_db()
     assert message.status == MessageStatus.DELIVERED
     assert message.attempts == 1
     assert message.payload is None
+    assert list(message.events.values_list("status", flat=True)) == [
+        MessageStatus.SENDING, MessageStatus.SENDING, MessageStatus.ACCEPTED,
+        MessageStatus.DELIVERED]

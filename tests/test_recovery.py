@@ -87,6 +87,44 @@ def test_a_claim_that_never_reached_the_provider_is_sent_again_and_charged_once(
     assert (app.balance, held(app), bill(app)) == (8, 0, 2)  # charged once
 
 
+def test_a_request_that_dies_before_delivering_at_commit_is_sent_again_once(
+        monkeypatch, settings):
+    """With ``ASYNC`` off the message is written claimed by the request that
+    delivers it: if that process dies before the provider call, the message
+    is an abandoned claim, sent again by the sweep and charged once."""
+    from sms_service.models import Signature
+    from sms_service.services.sending import SmsRequest, request_sms
+    from tests.billing_support import set_price
+
+    settings.SMS_SERVICE = {**settings.SMS_SERVICE, "ASYNC": False,
+                            "STUCK_CLAIMED_AFTER_SECONDS": 10,
+                            "PUMPING_DEFENCE": {"ENABLED": False}}
+    set_price("2")
+    app = funded_app("10")
+    Signature.objects.create(app=app, name="Demo", text="Demo", status="approved",
+                             is_default=True)
+    with monkeypatch.context() as patch:
+        die_before_the_call(patch)
+        with pytest.raises(WorkerKilled):
+            request_sms(app=app, request=SmsRequest(phone="+8613800138000"))
+    message = Message.objects.get(phone="+8613800138000")
+    assert (message.status, message.attempts, message.call_started_at) == (
+        MessageStatus.SENDING, 1, None)
+    assert sent == []
+
+    start = timezone.now()
+    with time_machine.travel(start + timedelta(seconds=5), tick=False):
+        assert recovery.redispatch_stuck()["requeued"] == 0  # the request may be alive
+    with time_machine.travel(start + timedelta(seconds=11), tick=False):
+        assert recovery.redispatch_stuck()["requeued"] == 1
+        assert recovery.redispatch_stuck()["requeued"] == 0
+    assert [m.message_id for m in sent] == [message.pk]  # sent once
+    message.refresh_from_db()
+    app.refresh_from_db()
+    assert message.status == MessageStatus.DELIVERED
+    assert (app.balance, held(app), bill(app)) == (8, 0, 2)  # charged once
+
+
 def test_a_stalled_worker_whose_claim_was_released_sends_nothing(monkeypatch, settings):
     """Worker A claims, stalls past STUCK_CLAIMED_AFTER_SECONDS; the sweep gives the
     message to worker B, which sends it; A wakes up and must not send it again."""

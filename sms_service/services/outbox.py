@@ -62,12 +62,20 @@ def route(*, app: App, phone: str, channel: str, kind: str) -> list[str]:
     return aliases
 
 
+def delivers_at_commit() -> bool:
+    """Whether a committed message is delivered by the process that committed
+    it (``ASYNC`` off). Such a message is written already claimed (``sending``,
+    first attempt): nothing else may take it, and the recovery sweep sends it
+    again if this process dies before the provider call."""
+    return not app_settings.ASYNC
+
+
 def enqueue(message: Message) -> None:
     """Dispatch after the surrounding transaction commits (never for a rollback)."""
-    if app_settings.ASYNC:
-        transaction.on_commit(partial(_publish, message.pk, message.backend))
-    else:
+    if delivers_at_commit():
         transaction.on_commit(partial(_deliver_committed, message))
+    else:
+        transaction.on_commit(partial(_publish, message.pk, message.backend))
     transaction.on_commit(
         partial(signals.message_queued.send_robust, sender=Message, message=message)
     )
@@ -208,9 +216,8 @@ def start_calls(messages: list[Message]) -> None:
 
 
 def _deliver_committed(message: Message) -> None:
-    """Deliver in this process (``ASYNC`` off) a message just committed here:
-    claimed as any run claims it, then sent from the instance in memory
-    rather than read back."""
+    """Deliver in this process (``ASYNC`` off) a message just committed here,
+    claimed when it was written: sent from the instance in memory."""
     try:
         deliver(message_id=message.pk, committed=message)
     except ProviderTemporaryError:
@@ -229,20 +236,18 @@ def deliver(*, message_id: int, committed: Message | None = None) -> str:
     queue when a retry may help (the Celery task retries with backoff).
 
     ``committed``: the message's instance when this process has just committed
-    it (delivery at commit), used instead of reading the row back.
+    it, claimed (delivery at commit): sent as it is, with no claim and no read.
     """
     if message_id in _sent_in_batch:
         # Claimed and sent by an earlier batch of this process: nothing to ask.
         _sent_in_batch.discard(message_id)
         return "skipped"
     now = timezone.now()
-    if not _claim(message_id, now):
+    if (committed is not None and committed.pk == message_id
+            and committed.status == MessageStatus.SENDING):
+        message = committed  # written claimed by this process (delivers_at_commit)
+    elif not _claim(message_id, now):
         return "skipped"
-    if committed is not None and committed.pk == message_id:
-        # The instance this process committed, with the claim's changes.
-        message = committed
-        message.status, message.attempts = MessageStatus.SENDING, message.attempts + 1
-        message.updated_at, message.next_attempt_at, message.call_started_at = now, None, None
     else:
         message = Message.objects.select_related("app").get(pk=message_id)
     if connection.vendor != "postgresql":

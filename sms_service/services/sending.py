@@ -408,6 +408,7 @@ def _create_message(**kwargs: Any) -> Message:
 def _build_message(*, app, phone: PhoneNumber, channel, resolved, text, placeholder, code,
                    quote, is_test, client_ip, backend, values) -> Message:
     shown = text.replace(placeholder, "*" * len(placeholder)) if placeholder else text
+    claimed = outbox.delivers_at_commit()
     kind = MessageKind.VERIFICATION if channel == Channel.VOICE else resolved.kind
     if placeholder:
         text = text.replace(placeholder, code)
@@ -427,7 +428,11 @@ def _build_message(*, app, phone: PhoneNumber, channel, resolved, text, placehol
         segments=quote.segments,
         cost=0 if is_test else quote.amount,
         is_test=is_test,
-        status=MessageStatus.DELIVERED if is_test else MessageStatus.QUEUED,
+        # Delivered at commit by this process: claimed as it is written (the
+        # claim a worker would make, without its statement).
+        status=(MessageStatus.DELIVERED if is_test else MessageStatus.SENDING if claimed
+                else MessageStatus.QUEUED),
+        attempts=1 if claimed and not is_test else 0,
         backend="test-number" if is_test else backend,
         provider="test-number" if is_test else "",
         client_ip=client_ip,
