@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import shared_task
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_ready
 from django.db import close_old_connections, connection
 
 from .conf import app_settings
@@ -39,6 +39,16 @@ def redispatch_stuck_messages() -> dict[str, int]:
     """Periodic (every few seconds): re-send rows a broker outage left in
     ``queued`` and claims a dead worker abandoned; settle unknown codes."""
     return recovery.redispatch_stuck()
+
+
+@worker_ready.connect
+def _wake_delivery_runs(sender: Any = None, **kwargs: Any) -> None:
+    """A worker that starts wakes the delivery runs of every backend that
+    shares them: a run whose task died with a previous worker would otherwise
+    hold back the commits of the next few seconds (see ``outbox.wake``)."""
+    for alias in app_settings.BACKENDS:
+        if outbox.coalesces(alias):
+            outbox.wake(alias, force=True)
 
 
 @task_prerun.connect

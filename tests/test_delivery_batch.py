@@ -367,3 +367,37 @@ def test_the_end_of_a_batch_writes_only_what_it_moved(billed_app, settings):
     # Its hold is still held, for whoever settles it.
     billed_app.refresh_from_db()
     assert billing.books(app=billed_app).held == moved.cost
+
+
+def test_messages_whose_run_was_lost_are_woken_by_the_sweep(billed_app, published):
+    from sms_service.services import recovery
+
+    ids = queue(billed_app, 3)
+    assert published == [("deliver_queued", "default")]
+    # That run's task died with its worker: nothing delivers the messages,
+    # and while its wake-up lasts no commit publishes another.
+    published.clear()
+    cache.delete("sms-service:outbox-wake:default")  # it lasts WAKE_SECONDS
+    recovery.redispatch_stuck()
+    assert published == []  # the messages have not waited that long yet
+    Message.objects.filter(pk__in=ids).update(
+        updated_at=timezone.now() - timedelta(seconds=outbox.WAKE_SECONDS + 1))
+    cache.add("sms-service:outbox-wake:default", 1)
+    recovery.redispatch_stuck()
+    assert published == []  # a wake-up stands: its run may yet start
+    cache.delete("sms-service:outbox-wake:default")
+    recovery.redispatch_stuck()
+    assert published == [("deliver_queued", "default")]
+    assert outbox.deliver_queued(alias="default") == 3
+    assert_each_sent_and_charged_once(billed_app, ids)
+
+
+def test_a_worker_that_starts_wakes_the_runs_a_lost_task_held_back(billed_app, published):
+    from sms_service.tasks import _wake_delivery_runs
+
+    ids = queue(billed_app, 2)
+    published.clear()  # that run's task died with the previous worker
+    _wake_delivery_runs()  # celery's worker_ready
+    assert published == [("deliver_queued", "default")]
+    assert outbox.deliver_queued(alias="default") == 2
+    assert_each_sent_and_charged_once(billed_app, ids)

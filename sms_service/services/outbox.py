@@ -21,6 +21,7 @@ from django.core.cache.backends.dummy import DummyCache
 from django.core.cache.backends.locmem import LocMemCache
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from .. import signals, sql
@@ -139,13 +140,16 @@ def coalesces(alias: str) -> bool:
     return batch_size(alias) > 1 or not taskqueue.get("deliver_queued").app.conf.task_always_eager
 
 
-def wake(alias: str, for_message: int | None = None) -> None:
+def wake(alias: str, for_message: int | None = None, *, force: bool = False) -> None:
     """Make sure a delivery run of backend ``alias`` is pending: publish one
     unless another is already waiting to start (then that run will see the
     messages committed until it starts, so a burst of sends costs one task).
     ``for_message``: the committed message it is for (named in the log when
-    the broker is down)."""
+    the broker is down). ``force``: publish one whatever the cache says (a
+    worker starting: the run it names may have died with a previous worker)."""
     key = _wake_key(alias)
+    if force:
+        _forget_wake(key)
     try:
         pending = not cache.add(key, 1, WAKE_SECONDS)
     except Exception:
@@ -155,6 +159,26 @@ def wake(alias: str, for_message: int | None = None) -> None:
         return
     if not _send_task(taskqueue.get("deliver_queued"), alias, for_message):
         _forget_wake(key)
+
+
+def wake_waiting(*, now: Any) -> list[str]:
+    """Wake the delivery runs of every backend that shares them and has due
+    queued messages older than a wake-up lasts (``WAKE_SECONDS``): the run
+    their commits counted on was lost (its task died with a worker, or a
+    broker was emptied) and no commit has woken another since. Returns the
+    aliases woken (a run already pending is left to start)."""
+    cutoff = now - timedelta(seconds=WAKE_SECONDS)
+    woken = []
+    for alias in app_settings.BACKENDS:
+        if not coalesces(alias):
+            continue
+        waiting = Message.objects.filter(
+            status=MessageStatus.QUEUED, backend=alias, updated_at__lt=cutoff,
+        ).filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)).exists()
+        if waiting:
+            wake(alias)
+            woken.append(alias)
+    return woken
 
 
 def _forget_wake(key: str) -> None:

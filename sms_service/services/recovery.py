@@ -115,7 +115,9 @@ def redispatch_stuck() -> dict[str, int]:
     provider call; mark rows whose call started and never reported back
     ``unknown`` (they may have reached the provider: never resend blindly), then
     ask the provider about unknown verification codes (sent again only when it
-    has no such message). ``requeued`` counts every message sent again."""
+    has no such message), and wake the delivery runs that queued messages
+    have waited for too long (:func:`outbox.wake_waiting`). ``requeued``
+    counts every message sent again."""
     now = timezone.now()
     queued_cutoff = now - timedelta(seconds=app_settings.STUCK_QUEUED_AFTER_SECONDS)
     sending_cutoff = now - timedelta(seconds=app_settings.STUCK_SENDING_AFTER_SECONDS)
@@ -132,4 +134,5 @@ def redispatch_stuck() -> dict[str, int]:
     resent = resolve_unknown_codes(now=now)
     for message_id in resent:
         outbox.dispatch_now(message_id)
+    outbox.wake_waiting(now=now)
     return {"requeued": len(released) + len(stuck) + len(resent), "unknown": abandoned}
