@@ -46,9 +46,7 @@ def _wake_delivery_runs(sender: Any = None, **kwargs: Any) -> None:
     """A worker that starts wakes the delivery runs of every backend that
     shares them: a run whose task died with a previous worker would otherwise
     hold back the commits of the next few seconds (see ``outbox.wake``)."""
-    for alias in app_settings.BACKENDS:
-        if outbox.coalesces(alias):
-            outbox.wake(alias, force=True)
+    outbox.wake_every_backend()
 
 
 @task_prerun.connect

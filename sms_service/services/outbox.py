@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+from collections.abc import Iterator
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -169,9 +170,7 @@ def wake_waiting(*, now: Any) -> list[str]:
     aliases woken (a run already pending is left to start)."""
     cutoff = now - timedelta(seconds=WAKE_SECONDS)
     woken = []
-    for alias in app_settings.BACKENDS:
-        if not coalesces(alias):
-            continue
+    for alias in _coalescing_aliases():
         waiting = Message.objects.filter(
             status=MessageStatus.QUEUED, backend=alias, updated_at__lt=cutoff,
         ).filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)).exists()
@@ -179,6 +178,20 @@ def wake_waiting(*, now: Any) -> list[str]:
             wake(alias)
             woken.append(alias)
     return woken
+
+
+def wake_every_backend() -> list[str]:
+    """Publish a delivery run of every backend whose messages share them,
+    whatever the cache says (a worker starting: a pending run may have died
+    with a previous worker). Returns the aliases woken."""
+    aliases = list(_coalescing_aliases())
+    for alias in aliases:
+        wake(alias, force=True)
+    return aliases
+
+
+def _coalescing_aliases() -> Iterator[str]:
+    return (alias for alias in app_settings.BACKENDS if coalesces(alias))
 
 
 def _forget_wake(key: str) -> None:
@@ -241,14 +254,18 @@ def start_calls(messages: list[Message]) -> None:
 
 def _deliver_committed(message: Message) -> None:
     """Deliver in this process (``ASYNC`` off) a message just committed here,
-    claimed when it was written: sent from the instance in memory."""
+    claimed when it was written (:func:`delivers_at_commit`): sent from the
+    instance in memory, with no claim and no read."""
     try:
-        deliver(message_id=message.pk, committed=message)
+        if message.status == MessageStatus.SENDING:
+            _deliver_own(message, timezone.now())
+        else:  # written before ASYNC was turned off: claimed as a task claims it
+            deliver(message_id=message.pk)
     except ProviderTemporaryError:
         pass  # rescheduled by deliver(); picked up on the next pass
 
 
-def deliver(*, message_id: int, committed: Message | None = None) -> str:
+def deliver(*, message_id: int) -> str:
     """Send one queued message through its backend. Safe to call more than once.
 
     When the message's backend sends in batches (its ``batch_size``, see
@@ -258,22 +275,20 @@ def deliver(*, message_id: int, committed: Message | None = None) -> str:
 
     Raises :class:`ProviderTemporaryError` after putting the message back in the
     queue when a retry may help (the Celery task retries with backoff).
-
-    ``committed``: the message's instance when this process has just committed
-    it, claimed (delivery at commit): sent as it is, with no claim and no read.
     """
     if message_id in _sent_in_batch:
         # Claimed and sent by an earlier batch of this process: nothing to ask.
         _sent_in_batch.discard(message_id)
         return "skipped"
     now = timezone.now()
-    if (committed is not None and committed.pk == message_id
-            and committed.status == MessageStatus.SENDING):
-        message = committed  # written claimed by this process (delivers_at_commit)
-    elif not _claim(message_id, now):
+    if not _claim(message_id, now):
         return "skipped"
-    else:
-        message = Message.objects.select_related("app").get(pk=message_id)
+    return _deliver_own(Message.objects.select_related("app").get(pk=message_id), now)
+
+
+def _deliver_own(message: Message, now: Any) -> str:
+    """Send a message this run has claimed, with the others of a batching
+    backend it can claim too; the claimed message's outcome."""
     if connection.vendor != "postgresql":
         return _deliver_claimed(message, _Immediate())
     # A batch of one writes as a batch does: its events, its final status and
@@ -289,10 +304,9 @@ def _claim(message_id: int, now: Any) -> bool:
     """``queued -> sending`` for one message, if it is still queued: one
     conditional UPDATE, written out (it is also what every duplicate or
     already-batched task runs, so it stays as cheap as a statement can)."""
-    table = connection.ops.quote_name(Message._meta.db_table)
     with sql.prepared_cursor(connection) as cursor:
         cursor.execute(
-            f"UPDATE {table} SET status = %s, attempts = attempts + 1, updated_at = %s, "
+            f"UPDATE {_table(Message)} SET status = %s, attempts = attempts + 1, updated_at = %s, "
             f"next_attempt_at = NULL, call_started_at = NULL WHERE id = %s AND status = %s",
             [MessageStatus.SENDING, connection.ops.adapt_datetimefield_value(now), message_id,
              MessageStatus.QUEUED],
@@ -390,9 +404,8 @@ def batch_size(alias: str) -> int:
 def _changed_ids(statement: str, params: list[Any]) -> set[int]:
     """Run a statement on the message table (``{table}``) that returns the ids
     of the rows it changed."""
-    table = connection.ops.quote_name(Message._meta.db_table)
     with sql.prepared_cursor(connection) as cursor:
-        cursor.execute(statement.format(table=table), params)
+        cursor.execute(statement.format(table=_table(Message)), params)
         return {row[0] for row in cursor.fetchall()}
 
 
