@@ -137,20 +137,21 @@ def request_sms(*, app: App, request: SmsRequest, is_master: bool = False) -> Me
     counted = ratelimit.check_send(app=app, phone=phone, channel=channel, kind=resolved.kind,
                                    signature_id=budget_signature, client_ip=request.client_ip,
                                    then=counting)
+    if counted is None:
+        counting = None  # not run there (another engine) or failed: counted after the send
     try:
         message = _commit_drawing(app=app, request=request, phone=phone, channel=channel,
                                   resolved=resolved, text=text, placeholder=placeholder,
                                   quote=quote, ttl=ttl, with_code=with_code, fixed=fixed,
                                   backend=route[0], values=values)
     except BaseException:
-        if counting is not None and counted is not None:
+        if counting is not None:
             counting.undo()
         raise
-    if with_code and not message.is_test:
-        if counting is not None and counted is not None:
-            counting.judge(counted)
-        else:
-            pumping.record_sent(app=app, phone=phone.e164, region=phone.region)
+    if counting is not None:
+        counting.judge(counted)
+    elif with_code and not message.is_test:
+        pumping.record_sent(app=app, phone=phone.e164, region=phone.region)
     if with_code:
         signals.code_sent.send_robust(sender=Message, app=app, phone=phone.e164,
                                       purpose=request.purpose, message=message)
