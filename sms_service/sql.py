@@ -15,6 +15,13 @@ from typing import Any
 from django.db import connections, models, router
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 
+from .conf import app_settings
+
+try:
+    import psycopg
+except ImportError:  # psycopg2, or no PostgreSQL driver: prepared_cursor() is the usual one
+    psycopg = None  # type: ignore[assignment]
+
 
 def run(model: type[models.Model], sql: str, params: list[Any], *, fetch: bool = False) -> Any:
     """Run ``sql`` on ``model``'s database (the router's write alias): the first
@@ -44,17 +51,12 @@ def prepared_cursor(connection: Any) -> Any:
     cannot keep prepared statements, such as PgBouncer before 1.21 in
     transaction mode), it is the usual cursor.
     """
-    from .conf import app_settings
-
-    if connection.vendor != "postgresql" or not app_settings.PREPARED_STATEMENTS:
-        return connection.cursor()
-    try:
-        import psycopg
-    except ImportError:  # psycopg2: the usual cursor
+    if (psycopg is None or connection.vendor != "postgresql"
+            or not app_settings.PREPARED_STATEMENTS):
         return connection.cursor()
     connection.ensure_connection()
     raw = connection.connection
-    if not isinstance(raw, psycopg.Connection):
+    if not isinstance(raw, psycopg.Connection):  # psycopg2: the usual cursor
         return connection.cursor()
     if raw.prepare_threshold is None and not connection.features.uses_server_side_binding:
         # Django turns psycopg's preparation off unless OPTIONS asks for it. Only
