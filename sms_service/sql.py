@@ -9,6 +9,7 @@ runs on PostgreSQL and SQLite. Everything else uses the ORM.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
@@ -102,11 +103,13 @@ def insert_from(obj: models.Model, connection: Any, source: str,
     computed = computed or {}
     table, columns, fields = _insert_plan(type(obj), connection.vendor, connection.alias)
     values, params = [], []
-    for field, cast in fields:
+    for field, cast, as_is in fields:
         if field.column in computed:
             values.append(computed[field.column])
             continue
-        value = field.get_db_prep_save(field.pre_save(obj, True), connection=connection)
+        value = getattr(obj, field.attname) if as_is else None
+        if as_is is None or not (value is None or as_is(value)):
+            value = field.get_db_prep_save(field.pre_save(obj, True), connection=connection)
         if value is None:
             values.append(f"NULL::{cast}")
         elif value is True or value is False:
@@ -121,19 +124,57 @@ def insert_from(obj: models.Model, connection: Any, source: str,
     return f"INSERT INTO {table} ({columns}) SELECT {', '.join(values)} FROM {source}", params
 
 
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str)  # choices' enum members are str too
+
+
+def _is_int(value: Any) -> bool:
+    return type(value) is int  # not a bool, which save() would turn into 0 or 1
+
+
+def _is_bool(value: Any) -> bool:
+    return type(value) is bool
+
+
+#: Fields whose value goes to the database as it is when it passes the test
+#: (or is None): ``save()`` would prepare it into the same value. Only these
+#: exact classes: a subclass may prepare its values its own way.
+_AS_IS: dict[type[models.Field], Callable[[Any], bool]] = {
+    models.CharField: _is_text,
+    models.TextField: _is_text,
+    models.BooleanField: _is_bool,
+    models.IntegerField: _is_int,
+    models.SmallIntegerField: _is_int,
+    models.BigIntegerField: _is_int,
+    models.PositiveIntegerField: _is_int,
+    models.PositiveSmallIntegerField: _is_int,
+    models.PositiveBigIntegerField: _is_int,
+}
+
+
+def _as_is_test(field: models.Field) -> Callable[[Any], bool] | None:
+    """The test of the values :func:`insert_from` writes as they are for
+    ``field`` (a foreign key: ints, when it points to an integer key)."""
+    if type(field) is models.ForeignKey:
+        target = field.target_field
+        return _is_int if isinstance(target, models.AutoField | models.BigAutoField) else None
+    return _AS_IS.get(type(field))
+
+
 @functools.lru_cache(maxsize=64)
 def _insert_plan(model: type[models.Model], vendor: str, alias: str) -> tuple[str, str, list]:
-    """The quoted table, the column list and (field, cast type) of each column."""
+    """The quoted table, the column list and (field, cast type, as-is test)
+    of each column."""
     connection = connections[alias]
     ops = connection.ops
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    casts = []
+    plan = []
     for field in fields:
         cast = field.cast_db_type(connection)
         if cast is None:  # concrete fields always have one
             raise TypeError(f"{field.name} has no database type")
         # Text goes in as text: the column's own length check then refuses what
         # an explicit cast to varchar(n) would silently cut.
-        casts.append((field, "text" if cast.startswith("varchar") else cast))
+        plan.append((field, "text" if cast.startswith("varchar") else cast, _as_is_test(field)))
     return (ops.quote_name(model._meta.db_table),
-            ", ".join(ops.quote_name(str(f.column)) for f in fields), casts)
+            ", ".join(ops.quote_name(str(f.column)) for f in fields), plan)

@@ -279,6 +279,34 @@ def test_counters_on_another_cache_are_counted_after_the_send(
     assert range_share(defended, phone).sent == 1
 
 
+def test_an_attack_spread_over_the_window_is_counted_whole(
+        defended, on_redis, clock, django_capture_on_commit_callbacks) -> None:
+    # Twenty unverified codes over twenty minutes: four of the window's buckets,
+    # three of them already past (their sums are read once and kept) when the
+    # 21st request comes.
+    sent = 0
+    for minute in range(20):
+        clock.shift(60)
+        sent += attack(defended, django_capture_on_commit_callbacks, count=1, start=minute)[0]
+    assert sent == 20
+    clock.shift(60)
+    assert attack(defended, django_capture_on_commit_callbacks, count=1, start=20) == (0, 1)
+    assert range_share(defended, f"{ATTACKED_RANGE}000000").sent == 20
+
+
+def test_codes_older_than_the_window_no_longer_count(
+        defended, on_redis, clock, django_capture_on_commit_callbacks) -> None:
+    captured = django_capture_on_commit_callbacks
+    assert attack(defended, captured, count=15) == (15, 0)
+    clock.shift(300)  # the next bucket: the first one's sum is now kept
+    assert attack(defended, captured, count=1, start=15) == (1, 0)
+    clock.shift(3600)  # all of them out of the range's hour
+    # Ten more: 10 in the window, under the range's minimum volume of 20.
+    assert attack(defended, captured, count=10, start=16) == (10, 0)
+    assert not PumpingBlock.objects.exists()
+    assert range_share(defended, f"{ATTACKED_RANGE}000000").sent == 10
+
+
 @pytest.fixture
 def admin_client(client):
     user = get_user_model().objects.create_superuser("admin", "admin@example.com", "pw")

@@ -25,7 +25,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .. import signals, sql
+from .. import caching, signals, sql
 from ..adapter import get_adapter
 from ..backends import get_backend
 from ..backends.base import BaseSmsBackend, OutgoingMessage, SendResult
@@ -152,7 +152,7 @@ def wake(alias: str, for_message: int | None = None, *, force: bool = False) -> 
     if force:
         _forget_wake(key)
     try:
-        pending = not cache.add(key, 1, WAKE_SECONDS)
+        pending = not _add_wake(key)
     except Exception:
         logger.warning("cache unreachable: waking a delivery run of %s", alias, exc_info=True)
         pending = False
@@ -160,6 +160,17 @@ def wake(alias: str, for_message: int | None = None, *, force: bool = False) -> 
         return
     if not _send_task(taskqueue.get("deliver_queued"), alias, for_message):
         _forget_wake(key)
+
+
+def _add_wake(key: str) -> bool:
+    """Set the wake-up ``key`` for ``WAKE_SECONDS`` unless it is set; True when
+    this call set it. Every commit does this: on django-redis it is one SET NX
+    sent through the raw client (the cache's ``add()`` goes through its value
+    encoding and more layers), else the cache's ``add()``."""
+    client = caching.redis_client(cache)
+    if client is None:
+        return bool(cache.add(key, 1, WAKE_SECONDS))
+    return bool(client.execute_command("SET", cache.make_key(key), 1, "NX", "EX", WAKE_SECONDS))
 
 
 def wake_waiting(*, now: Any) -> list[str]:

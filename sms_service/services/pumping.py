@@ -146,27 +146,62 @@ def _key(app: App, what: str, scope: str, value: str, bucket: int | str) -> str:
 
 #: A send's or a verify's counting on Redis, as a Lua function reading its
 #: arguments from ARGV[o] on (so that the sending limits' script can run it
-#: too, see :func:`sent_counting`): add one to each counter (created with the
-#: timeout), then sum the sent and verified counters of each group of buckets.
-#: Arguments: timeout, n, the n counter keys, then per group the sent prefix,
-#: the verified prefix, the first and the last bucket (a counter's key is its
-#: prefix followed by its bucket).
+#: too, see :func:`sent_counting`): add one to each counter (a new counter
+#: gets the timeout), then sum the sent and verified counters of each group of
+#: buckets. Arguments: timeout, n, the n counter keys, then per group the sent
+#: prefix, the verified prefix, the first and the last bucket and a bucket's
+#: seconds (a counter's key is its prefix followed by its bucket).
+#:
+#: Counts go to the bucket of the moment they happen, so a window's buckets
+#: before the last one no longer change: their sums are read once per bucket
+#: and kept for a bucket's time under "<sent prefix>past:<first bucket>",
+#: and a count reads three keys per group, not two per bucket. (Only a send
+#: taken back after its bucket ended, or a process whose clock lags the
+#: others', can change a past bucket: the kept sum is then off by that much
+#: until the next bucket.)
 COUNT_FUNCTION = """
+local function sum(sent_prefix, verified_prefix, first, last)
+  local sent, verified = 0, 0
+  -- At most 500 buckets (1,000 keys) per MGET: unpack() has a stack limit.
+  for from = first, last, 500 do
+    local keys = {}
+    for b = from, math.min(last, from + 499) do
+      keys[#keys + 1] = sent_prefix .. b
+      keys[#keys + 1] = verified_prefix .. b
+    end
+    local values = redis.call('MGET', unpack(keys))
+    for j = 1, #values, 2 do
+      sent = sent + (tonumber(values[j]) or 0)
+      verified = verified + (tonumber(values[j + 1]) or 0)
+    end
+  end
+  return sent, verified
+end
+
 local function count(o)
   local timeout, n = tonumber(ARGV[o]), tonumber(ARGV[o + 1])
   for i = o + 2, o + 1 + n do
-    redis.call('SET', ARGV[i], 0, 'EX', timeout, 'NX')
-    redis.call('INCR', ARGV[i])
+    if redis.call('INCR', ARGV[i]) == 1 then
+      redis.call('EXPIRE', ARGV[i], timeout)
+    end
   end
   local out = {}
-  for i = o + 2 + n, #ARGV, 4 do
-    local sent, verified = 0, 0
-    for b = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]) do
-      sent = sent + (tonumber(redis.call('GET', ARGV[i] .. b)) or 0)
-      verified = verified + (tonumber(redis.call('GET', ARGV[i + 1] .. b)) or 0)
+  for i = o + 2 + n, #ARGV, 5 do
+    local sent_prefix, verified_prefix = ARGV[i], ARGV[i + 1]
+    local first, last = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+    local past_key = sent_prefix .. 'past:' .. first
+    local sent, verified
+    local past = redis.call('GET', past_key)
+    if past then
+      local colon = string.find(past, ':', 1, true)
+      sent, verified = tonumber(string.sub(past, 1, colon - 1)), tonumber(string.sub(past, colon + 1))
+    else
+      sent, verified = sum(sent_prefix, verified_prefix, first, last - 1)
+      redis.call('SET', past_key, sent .. ':' .. verified, 'EX', ARGV[i + 4])
     end
-    out[#out + 1] = sent
-    out[#out + 1] = verified
+    local now = redis.call('MGET', sent_prefix .. last, verified_prefix .. last)
+    out[#out + 1] = sent + (tonumber(now[1]) or 0)
+    out[#out + 1] = verified + (tonumber(now[2]) or 0)
   end
   return out
 end
@@ -214,7 +249,7 @@ def _count_args(cache, app: App, keys: list[str], timeout: int,
         last = int(now // step)
         args += [make_key(_key(app, "sent", scope, value, "")),
                  make_key(_key(app, "verified", scope, value, "")),
-                 last - seconds // step + 1, last]
+                 last - seconds // step + 1, last, step]
     return args
 
 
