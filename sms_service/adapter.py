@@ -59,11 +59,12 @@ class DefaultSmsAdapter:
     def generate_code(self, *, app: App, phone: str, purpose: str, length: int) -> str:
         """A fresh verification code of ``length`` digits (``CODE_LENGTH``).
 
-        The default draws each digit from the operating system's CSPRNG. A
-        replacement must return exactly ``length`` ASCII digits, and should stay
-        unpredictable: the code is the only secret of a verification.
+        The default draws it from the operating system's CSPRNG, uniformly
+        among all codes of that length, in one draw. A replacement must return
+        exactly ``length`` ASCII digits, and should stay unpredictable: the
+        code is the only secret of a verification.
         """
-        return "".join(str(secrets.randbelow(10)) for _ in range(length))
+        return f"{secrets.randbelow(10 ** length):0{length}d}"
 
     def default_text(
         self, *, app: App, name: str, op: str | None, code: str, ttl: int, language: str

@@ -44,7 +44,13 @@ def test_six_digits_from_secrets(monkeypatch):
     monkeypatch.setattr("sms_service.adapter.secrets.randbelow", spy)
     code = codes.generate_code(app=App(), phone="+8618612345678", purpose=CodePurpose.GENERIC)
     assert len(code) == 6 and code.isdigit()
-    assert drawn == [10] * 6
+    assert drawn == [10**6]  # one uniform draw among every six-digit code
+
+
+def test_codes_with_leading_zeros_keep_them(monkeypatch):
+    monkeypatch.setattr("sms_service.adapter.secrets.randbelow", lambda n: 42)
+    code = codes.generate_code(app=App(), phone="+8618612345678", purpose=CodePurpose.GENERIC)
+    assert code == "000042"
 
 
 def test_ttl_boundary(app):
