@@ -294,6 +294,20 @@ def test_an_attack_spread_over_the_window_is_counted_whole(
     assert range_share(defended, f"{ATTACKED_RANGE}000000").sent == 20
 
 
+def test_a_lifted_block_forgets_counts_of_earlier_buckets_too(
+        defended, on_redis, clock, django_capture_on_commit_callbacks) -> None:
+    captured = django_capture_on_commit_callbacks
+    assert attack(defended, captured, count=19) == (19, 0)
+    clock.shift(300)  # the 20th code, in the next bucket, starts a block
+    assert attack(defended, captured, count=1, start=19) == (1, 0)
+    assert pumping.lift(block=PumpingBlock.objects.get())
+
+    # The earlier bucket's 19 codes are forgotten with the rest: one code is
+    # far from the 20 a range needs before it is judged.
+    assert attack(defended, captured, count=1, start=20) == (1, 0)
+    assert not PumpingBlock.objects.active().exists()
+
+
 def test_codes_older_than_the_window_no_longer_count(
         defended, on_redis, clock, django_capture_on_commit_callbacks) -> None:
     captured = django_capture_on_commit_callbacks

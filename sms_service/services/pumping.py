@@ -492,6 +492,9 @@ def lift(*, block: PumpingBlock, by: Any = None) -> bool:
     last = int(time.time() // bucket)
     keys = [_key(block.app, what, block.scope, block.value, b)
             for what in ("sent", "verified") for b in range(last - window // bucket, last + 1)]
+    # The Redis count's kept sum of the window's past buckets (COUNT_FUNCTION).
+    keys.append(_key(block.app, "sent", block.scope, block.value,
+                     f"past:{last - window // bucket + 1}"))
     try:
         _cache().delete_many(keys)
     except Exception:  # noqa: BLE001
