@@ -167,10 +167,11 @@ def _add_wake(key: str) -> bool:
     this call set it. Every commit does this: on django-redis it is one SET NX
     sent through the raw client (the cache's ``add()`` goes through its value
     encoding and more layers), else the cache's ``add()``."""
-    client = caching.redis_client(cache)
+    shared = caches["default"]  # the backend itself: ``cache`` is a proxy to it
+    client = caching.redis_client(shared)
     if client is None:
-        return bool(cache.add(key, 1, WAKE_SECONDS))
-    return bool(client.execute_command("SET", cache.make_key(key), 1, "NX", "EX", WAKE_SECONDS))
+        return bool(shared.add(key, 1, WAKE_SECONDS))
+    return bool(client.execute_command("SET", shared.make_key(key), 1, "NX", "EX", WAKE_SECONDS))
 
 
 def wake_waiting(*, now: Any) -> list[str]:
