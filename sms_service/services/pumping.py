@@ -144,6 +144,23 @@ def _key(app: App, what: str, scope: str, value: str, bucket: int | str) -> str:
     return f"sms_service:pumping:{app.pk}:{what}:{scope}:{value}:{bucket}"
 
 
+def _past_key(app: App, scope: str, value: str, first: int) -> str:
+    """Where the Redis count keeps the sums of a window's past buckets
+    (:data:`COUNT_FUNCTION` writes it as "<sent prefix>past:<first bucket>")."""
+    return _key(app, "sent", scope, value, f"past:{first}")
+
+
+def _window(now: float, seconds: int, step: int) -> tuple[int, int]:
+    """The first and the last bucket of the window of ``seconds`` ending ``now``."""
+    last = int(now // step)
+    return last - seconds // step + 1, last
+
+
+def _counter_timeout(config: dict[str, Any]) -> int:
+    """How long a counter lives: the longest window (the baseline's) and an hour."""
+    return int(config["BASELINE_SECONDS"]) + 3600
+
+
 #: A send's or a verify's counting on Redis, as a Lua function reading its
 #: arguments from ARGV[o] on (so that the sending limits' script can run it
 #: too, see :func:`sent_counting`): add one to each counter (a new counter
@@ -246,10 +263,9 @@ def _count_args(cache, app: App, keys: list[str], timeout: int,
     make_key = cache.make_key  # the keys are this module's own: nothing to validate
     args: list[Any] = [timeout, len(keys), *(make_key(key) for key in keys)]
     for scope, value, seconds, step in groups:
-        last = int(now // step)
         args += [make_key(_key(app, "sent", scope, value, "")),
                  make_key(_key(app, "verified", scope, value, "")),
-                 last - seconds // step + 1, last, step]
+                 *_window(now, seconds, step), step]
     return args
 
 
@@ -301,8 +317,8 @@ class SentCounting:
     now: float
     keys: list[str]
     groups: list[tuple[str, str, int, int]]
-    lua: str
     args: list[Any]
+    lua = COUNT_FUNCTION  # not a field: every counting runs the same function
 
     def judge(self, sums: list[Any]) -> PumpingBlock | None:
         """The counted send has committed: evaluate its windows (may write a block)."""
@@ -349,10 +365,10 @@ def sent_counting(*, app: App, phone: str, region: str, cache_alias: str
     if _script_client(cache) is None:
         return None
     config, now, keys, groups = _sent_plan(app, phone, region)
-    timeout = int(config["BASELINE_SECONDS"]) + 3600
     return SentCounting(app=app, phone=phone, region=region, config=config, now=now,
-                        keys=keys, groups=groups, lua=COUNT_FUNCTION,
-                        args=_count_args(cache, app, keys, timeout, groups, now))
+                        keys=keys, groups=groups,
+                        args=_count_args(cache, app, keys, _counter_timeout(config), groups,
+                                         now))
 
 
 def record_sent(*, app: App, phone: str, region: str) -> PumpingBlock | None:
@@ -361,8 +377,7 @@ def record_sent(*, app: App, phone: str, region: str) -> PumpingBlock | None:
         return None
     try:
         config, now, keys, groups = _sent_plan(app, phone, region)
-        shares = _bump(app, keys, timeout=int(config["BASELINE_SECONDS"]) + 3600,
-                       groups=groups, now=now)
+        shares = _bump(app, keys, timeout=_counter_timeout(config), groups=groups, now=now)
         return _evaluate(app=app, phone=phone, region=region, config=config, now=now,
                          shares=shares)
     except Exception:  # noqa: BLE001 - counting must never fail a send
@@ -380,7 +395,7 @@ def record_verified(*, app: App, phone: str) -> None:
     try:
         region = parse_phone(phone).region
         _bump(app, _counter_keys(app, "verified", phone, region, config, time.time()),
-              timeout=int(config["BASELINE_SECONDS"]) + 3600)
+              timeout=_counter_timeout(config))
     except Exception:  # noqa: BLE001
         logger.exception("pumping counters unavailable for app %s", app.pk)
 
@@ -389,8 +404,8 @@ def share(*, app: App, scope: str, value: str, seconds: int, slice_seconds: int,
           now: float | None = None) -> Share:
     """Codes sent and verified for (scope, value) over the last ``seconds``."""
     now = time.time() if now is None else now
-    last = int(now // slice_seconds)
-    buckets = range(last - seconds // slice_seconds + 1, last + 1)
+    first, last = _window(now, seconds, slice_seconds)
+    buckets = range(first, last + 1)
     sent_keys = [_key(app, "sent", scope, value, b) for b in buckets]
     verified_keys = [_key(app, "verified", scope, value, b) for b in buckets]
     found = _cache().get_many(sent_keys + verified_keys)
@@ -489,12 +504,10 @@ def lift(*, block: PumpingBlock, by: Any = None) -> bool:
     block.refresh_from_db()
     config = settings_for(block.app)
     window, bucket = int(config["WINDOW_SECONDS"]), int(config["BUCKET_SECONDS"])
-    last = int(time.time() // bucket)
+    first, last = _window(time.time(), window, bucket)
     keys = [_key(block.app, what, block.scope, block.value, b)
-            for what in ("sent", "verified") for b in range(last - window // bucket, last + 1)]
-    # The Redis count's kept sum of the window's past buckets (COUNT_FUNCTION).
-    keys.append(_key(block.app, "sent", block.scope, block.value,
-                     f"past:{last - window // bucket + 1}"))
+            for what in ("sent", "verified") for b in range(first - 1, last + 1)]
+    keys.append(_past_key(block.app, block.scope, block.value, first))
     try:
         _cache().delete_many(keys)
     except Exception:  # noqa: BLE001
