@@ -223,6 +223,11 @@ DEFAULTS: dict[str, Any] = {
         "DEFAULT_BASELINE": 0.6,
     },
     "PUMPING_CACHE": "default",
+    # Where the pumping counters share their Redis with the sending limits, a
+    # verify's counts wait in its process for that process's next send, whose
+    # script adds them (no round trip of their own); a background thread
+    # writes what still waits after this many seconds. 0: a verify counts at once.
+    "VERIFIED_COUNT_DELAY_SECONDS": 1.0,
 }
 
 #: Settings holding dotted paths, imported on access.

@@ -86,9 +86,14 @@ def matches_any(stored: str, candidates: list[str]) -> bool:
 
 
 def _fernet() -> MultiFernet:
-    return MultiFernet(
-        [Fernet(base64.urlsafe_b64encode(key)) for key in _keys("payload")]
-    )
+    return _fernet_of(tuple(_keys("payload")))
+
+
+@lru_cache(maxsize=8)
+def _fernet_of(keys: tuple[bytes, ...]) -> MultiFernet:
+    """One MultiFernet per set of payload keys (it holds no state between
+    calls): built once, not on every message."""
+    return MultiFernet([Fernet(base64.urlsafe_b64encode(key)) for key in keys])
 
 
 def encrypt(text: str) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -277,6 +278,108 @@ def test_counters_on_another_cache_are_counted_after_the_send(
                                                                      client_ip="172.16.0.11"))
     assert redis_commands == ["EVALSHA", "EVALSHA"], redis_commands
     assert range_share(defended, phone).sent == 1
+
+
+# --- verified counts held for the next send (Redis) -------------------------------------
+
+
+@pytest.fixture
+def held_for(settings):
+    """Sets how long a verify's counts wait in the process."""
+    def hold(seconds: float) -> None:
+        settings.SMS_SERVICE = {**settings.SMS_SERVICE, "VERIFIED_COUNT_DELAY_SECONDS": seconds}
+    return hold
+
+
+def send_and_verify(app, outbox, phone: str, ip: str, captured) -> None:
+    request(app, phone, ip, captured)
+    codes.verify_code(app=app, phone=phone, purpose="generic", code=sent_code(outbox, phone))
+
+
+def test_a_verify_is_counted_by_the_next_send_of_its_process(
+        defended, on_redis, held_for, outbox, redis_commands,
+        django_capture_on_commit_callbacks) -> None:
+    captured = django_capture_on_commit_callbacks
+    held_for(30)
+    phone = "+8613900005555"
+    send_and_verify(defended, outbox, phone, "172.16.1.1", captured)
+    # The verify itself made no Redis round trip: its counts wait here.
+    assert range_share(defended, phone).verified == 0
+    redis_commands.clear()
+
+    request(defended, "+8613900005556", "172.16.1.2", captured)
+
+    assert redis_commands.count("EVALSHA") == 1, redis_commands
+    assert range_share(defended, phone) == pumping.Share(sent=2, verified=1)
+
+
+def test_a_verify_makes_no_redis_round_trip(
+        defended, on_redis, held_for, outbox, redis_commands,
+        django_capture_on_commit_callbacks) -> None:
+    held_for(30)
+    phone = "+8613900006666"
+    request(defended, phone, "172.16.1.3", django_capture_on_commit_callbacks)
+    redis_commands.clear()
+    codes.verify_code(app=defended, phone=phone, purpose="generic", code=sent_code(outbox, phone))
+    assert redis_commands == []
+
+
+def test_held_counts_are_written_after_the_delay_without_a_send(
+        defended, on_redis, held_for, outbox, django_capture_on_commit_callbacks) -> None:
+    held_for(0.05)
+    phone = "+8613900007777"
+    send_and_verify(defended, outbox, phone, "172.16.1.4", django_capture_on_commit_callbacks)
+    # Written by the process's own thread; waited for, up to ten seconds.
+    deadline = time.monotonic() + 10
+    while range_share(defended, phone).verified == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert range_share(defended, phone) == pumping.Share(sent=1, verified=1)
+
+
+def test_a_send_refused_by_a_limit_keeps_the_counts_it_carried(
+        defended, on_redis, held_for, outbox, django_capture_on_commit_callbacks) -> None:
+    from sms_service.exceptions import SendTooFastError
+
+    captured = django_capture_on_commit_callbacks
+    held_for(30)
+    phone = "+8613900008888"
+    send_and_verify(defended, outbox, phone, "172.16.1.5", captured)
+    with pytest.raises(SendTooFastError):  # the same number at once
+        request(defended, phone, "172.16.1.5", captured)
+    assert range_share(defended, phone).verified == 0
+    pumping.pending.write()
+    # Neither lost with the refused send nor counted twice.
+    assert range_share(defended, phone) == pumping.Share(sent=1, verified=1)
+
+
+def test_without_a_delay_a_verify_counts_at_once(
+        defended, on_redis, held_for, outbox, redis_commands,
+        django_capture_on_commit_callbacks) -> None:
+    held_for(0)
+    phone = "+8613900009999"
+    request(defended, phone, "172.16.1.6", django_capture_on_commit_callbacks)
+    redis_commands.clear()
+    codes.verify_code(app=defended, phone=phone, purpose="generic", code=sent_code(outbox, phone))
+    assert redis_commands == ["EVALSHA"]
+    assert range_share(defended, phone) == pumping.Share(sent=1, verified=1)
+
+
+def test_a_forked_process_starts_with_nothing_held(held_for) -> None:
+    import multiprocessing
+
+    held_for(30)
+    pumping.pending.add(["sms_service:pumping:test:verified:app:all:1"], 60)
+    try:
+        context = multiprocessing.get_context("fork")
+        with context.Pool(1) as pool:
+            assert pool.apply(_held_here) == {}
+        assert pumping.pending.take() == {"sms_service:pumping:test:verified:app:all:1": (1, 60)}
+    finally:
+        pumping.pending.discard()
+
+
+def _held_here() -> dict:
+    return pumping.pending.take()
 
 
 def test_an_attack_spread_over_the_window_is_counted_whole(

@@ -113,7 +113,6 @@ class VerifySmsCodeView(LeanCloudView):
         if not raw_phone:
             raise PhoneNumberMissingError()
         phone = parse_phone(raw_phone)
-        codes.verify_code(
-            app=app, phone=phone.e164, purpose=CodePurpose.GENERIC, code=code
-        )
+        codes.verify_code(app=app, phone=phone.e164, purpose=CodePurpose.GENERIC, code=code,
+                          region=phone.region)
         return empty_response()

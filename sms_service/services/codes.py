@@ -164,8 +164,10 @@ def expire_codes(*, now=None, limit: int = 10000) -> int:
     )
 
 
-def verify_code(*, app: App, phone: str, purpose: str, code: object) -> None:
-    """Consume the active code of (app, phone, purpose) if ``code`` matches.
+def verify_code(*, app: App, phone: str, purpose: str, code: object,
+                region: str | None = None) -> None:
+    """Consume the active code of (app, phone, purpose) if ``code`` matches
+    (``region``: the number's, when the caller has parsed it).
 
     Raises :class:`InvalidCodeError` (603) when it is wrong, expired, used, dead or
     was never issued; the response does not say which.
@@ -191,7 +193,7 @@ def verify_code(*, app: App, phone: str, purpose: str, code: object) -> None:
                                                     now, app_settings.CODE_MAX_ATTEMPTS])
     if not consumed:
         raise InvalidCodeError()
-    pumping.record_verified(app=app, phone=phone)
+    pumping.record_verified(app=app, phone=phone, region=region)
     signals.code_verified.send_robust(
         sender=VerificationCode, app=app, phone=phone, purpose=purpose
     )

@@ -15,7 +15,10 @@ per app. Every refusal is logged with its reason; blocks count their refusals.
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -140,6 +143,16 @@ class Share:
         return self.verified / self.sent if self.sent else 1.0
 
 
+#: Counts held in a process: the counter's key (before the cache's prefix) ->
+#: (how many, the counter's timeout when it is created).
+Held = dict[str, tuple[int, int]]
+
+
+def _ones(keys: list[str], timeout: int) -> Held:
+    """One more on each of ``keys`` (created with ``timeout``)."""
+    return {key: (1, timeout) for key in keys}
+
+
 def _key(app: App, what: str, scope: str, value: str, bucket: int | str) -> str:
     return f"sms_service:pumping:{app.pk}:{what}:{scope}:{value}:{bucket}"
 
@@ -163,11 +176,12 @@ def _counter_timeout(config: dict[str, Any]) -> int:
 
 #: A send's or a verify's counting on Redis, as a Lua function reading its
 #: arguments from ARGV[o] on (so that the sending limits' script can run it
-#: too, see :func:`sent_counting`): add one to each counter (a new counter
-#: gets the timeout), then sum the sent and verified counters of each group of
-#: buckets. Arguments: timeout, n, the n counter keys, then per group the sent
-#: prefix, the verified prefix, the first and the last bucket and a bucket's
-#: seconds (a counter's key is its prefix followed by its bucket).
+#: too, see :func:`sent_counting`): add to each counter (a counter the
+#: addition creates gets its timeout), then sum the sent and verified counters
+#: of each group of buckets. Arguments: m, then m times a counter's key, how
+#: much to add and its timeout; then per group the sent prefix, the verified
+#: prefix, the first and the last bucket and a bucket's seconds (a counter's
+#: key is its prefix followed by its bucket).
 #:
 #: Counts go to the bucket of the moment they happen, so a window's buckets
 #: before the last one no longer change: their sums are read once per bucket
@@ -196,14 +210,16 @@ local function sum(sent_prefix, verified_prefix, first, last)
 end
 
 local function count(o)
-  local timeout, n = tonumber(ARGV[o]), tonumber(ARGV[o + 1])
-  for i = o + 2, o + 1 + n do
-    if redis.call('INCR', ARGV[i]) == 1 then
-      redis.call('EXPIRE', ARGV[i], timeout)
+  local m = tonumber(ARGV[o])
+  local last = o + 3 * m
+  for i = o + 1, last, 3 do
+    local amount = tonumber(ARGV[i + 1])
+    if redis.call('INCRBY', ARGV[i], amount) == amount then
+      redis.call('EXPIRE', ARGV[i], ARGV[i + 2])
     end
   end
   local out = {}
-  for i = o + 2 + n, #ARGV, 5 do
+  for i = last + 1, #ARGV, 5 do
     local sent_prefix, verified_prefix = ARGV[i], ARGV[i + 1]
     local first, last = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
     local past_key = sent_prefix .. 'past:' .. first
@@ -227,11 +243,11 @@ _COUNT_LUA = COUNT_FUNCTION + "return count(1)\n"
 _count_script: Any = None
 
 
-def _bump(app: App, keys: list[str], timeout: int,
+def _bump(counts: Held, app: App | None = None,
           groups: Sequence[tuple[str, str, int, int]] = (),
           now: float = 0.0) -> dict[tuple[str, str], Share]:
-    """Add one to each of ``keys`` (created with ``timeout``), then the Share of
-    each group ``(scope, value, seconds, slice seconds)`` up to ``now``:
+    """Add to each counter of ``counts``, then the Share of each of ``app``'s
+    groups ``(scope, value, seconds, slice seconds)`` up to ``now``:
     ``{(scope, value): Share}``.
 
     On django-redis (one server, Django's default key function) it is one
@@ -241,31 +257,37 @@ def _bump(app: App, keys: list[str], timeout: int,
     cache = _cache()
     client = _script_client(cache)
     if client is None:
-        for key in keys:
+        for key, (amount, timeout) in counts.items():
             cache.add(key, 0, timeout=timeout)
             try:
-                cache.incr(key)
+                cache.incr(key, amount)
             except ValueError:  # expired between add and incr
-                cache.set(key, 1, timeout=timeout)
+                cache.set(key, amount, timeout=timeout)
+        if app is None:
+            return {}
         return {(scope, value): share(app=app, scope=scope, value=value, seconds=seconds,
                                       slice_seconds=step, now=now)
                 for scope, value, seconds, step in groups}
     global _count_script
     if _count_script is None:
         _count_script = client.register_script(_COUNT_LUA)
-    sums = _count_script(keys=[], args=_count_args(cache, app, keys, timeout, groups, now),
+    sums = _count_script(keys=[], args=_count_args(cache, counts, app, groups, now),
                          client=client)
     return _shares(groups, sums)
 
 
-def _count_args(cache, app: App, keys: list[str], timeout: int,
-                groups: Sequence[tuple[str, str, int, int]], now: float) -> list[Any]:
+def _count_args(cache, counts: Held, app: App | None = None,
+                groups: Sequence[tuple[str, str, int, int]] = (),
+                now: float = 0.0) -> list[Any]:
     make_key = cache.make_key  # the keys are this module's own: nothing to validate
-    args: list[Any] = [timeout, len(keys), *(make_key(key) for key in keys)]
-    for scope, value, seconds, step in groups:
-        args += [make_key(_key(app, "sent", scope, value, "")),
-                 make_key(_key(app, "verified", scope, value, "")),
-                 *_window(now, seconds, step), step]
+    args: list[Any] = [len(counts)]
+    for key, (amount, timeout) in counts.items():
+        args += [make_key(key), amount, timeout]
+    if app is not None:
+        for scope, value, seconds, step in groups:
+            args += [make_key(_key(app, "sent", scope, value, "")),
+                     make_key(_key(app, "verified", scope, value, "")),
+                     *_window(now, seconds, step), step]
     return args
 
 
@@ -318,6 +340,8 @@ class SentCounting:
     keys: list[str]
     groups: list[tuple[str, str, int, int]]
     args: list[Any]
+    #: The verified counts of this process that ride along (see PendingCounts).
+    held: Held
     lua = COUNT_FUNCTION  # not a field: every counting runs the same function
 
     def judge(self, sums: list[Any]) -> PumpingBlock | None:
@@ -329,8 +353,20 @@ class SentCounting:
             logger.exception("pumping evaluation failed for app %s", self.app.pk)
             return None
 
+    def not_counted(self, *, failed: bool) -> None:
+        """The script did not count: it stopped before (a sending limit refused
+        the send, or the script could not run), and the verified counts it
+        carried wait for the next round trip; or the count itself ``failed``,
+        and they are dropped, as a failed count is."""
+        if not failed:
+            pending.give_back(self.held)
+        elif self.held:
+            logger.warning("pumping: %d verified counts of app %s lost with a failed count",
+                           sum(amount for amount, _ in self.held.values()), self.app.pk)
+
     def undo(self) -> None:
-        """The counted send did not happen: one less on each of its counters."""
+        """The counted send did not happen: one less on each of its counters
+        (the verified counts it carried stay counted)."""
         cache = _cache()
         try:
             for key in self.keys:
@@ -365,10 +401,11 @@ def sent_counting(*, app: App, phone: str, region: str, cache_alias: str
     if _script_client(cache) is None:
         return None
     config, now, keys, groups = _sent_plan(app, phone, region)
+    held = pending.take()
+    counts = {**held, **_ones(keys, _counter_timeout(config))}
     return SentCounting(app=app, phone=phone, region=region, config=config, now=now,
-                        keys=keys, groups=groups,
-                        args=_count_args(cache, app, keys, _counter_timeout(config), groups,
-                                         now))
+                        keys=keys, groups=groups, held=held,
+                        args=_count_args(cache, counts, app, groups, now))
 
 
 def record_sent(*, app: App, phone: str, region: str) -> PumpingBlock | None:
@@ -377,7 +414,7 @@ def record_sent(*, app: App, phone: str, region: str) -> PumpingBlock | None:
         return None
     try:
         config, now, keys, groups = _sent_plan(app, phone, region)
-        shares = _bump(app, keys, timeout=_counter_timeout(config), groups=groups, now=now)
+        shares = _bump(_ones(keys, _counter_timeout(config)), app, groups, now)
         return _evaluate(app=app, phone=phone, region=region, config=config, now=now,
                          shares=shares)
     except Exception:  # noqa: BLE001 - counting must never fail a send
@@ -385,19 +422,133 @@ def record_sent(*, app: App, phone: str, region: str) -> PumpingBlock | None:
         return None
 
 
-def record_verified(*, app: App, phone: str) -> None:
-    """Count a verification code used."""
+def record_verified(*, app: App, phone: str, region: str | None = None) -> None:
+    """Count a verification code used (``region``: the number's, when the
+    caller has it parsed).
+
+    Where the counters share their Redis with the sending limits, the count is
+    held in this process and rides on its next send's script (see
+    :class:`PendingCounts`): a verify then makes no round trip of its own.
+    """
     if not enabled(app):
         return
     config = settings_for(app)
-    from ..phone import parse_phone
-
     try:
-        region = parse_phone(phone).region
-        _bump(app, _counter_keys(app, "verified", phone, region, config, time.time()),
-              timeout=_counter_timeout(config))
+        if region is None:
+            from ..phone import parse_phone
+
+            region = parse_phone(phone).region
+        keys = _counter_keys(app, "verified", phone, region, config, time.time())
+        timeout = _counter_timeout(config)
+        if _holds_counts():
+            pending.add(keys, timeout)
+        else:
+            _bump(_ones(keys, timeout))
     except Exception:  # noqa: BLE001
         logger.exception("pumping counters unavailable for app %s", app.pk)
+
+
+def _holds_counts() -> bool:
+    """Whether verified counts wait for a send's script: they may be held a
+    while, and the counters are on the Redis of the sending limits."""
+    return (app_settings.VERIFIED_COUNT_DELAY_SECONDS > 0
+            and app_settings.PUMPING_CACHE == app_settings.RATE_LIMIT_CACHE
+            and _script_client(_cache()) is not None)
+
+
+class PendingCounts:
+    """Verified counts this process holds until its next Redis round trip.
+
+    A verify adds one to three counters (the number's range, its country and
+    the app). Sends are counted with the sending limits, in one script; a
+    verify has no script of its own to join. So its counts wait here, and the
+    next send of this process carries them into its script, which adds them
+    before it sums the windows it judges. Whatever is still waiting after
+    ``VERIFIED_COUNT_DELAY_SECONDS`` (a process that verifies and does not
+    send) is written by a background thread, in one round trip, and at exit.
+
+    The cost: a verification reaches the shared counts up to that delay late
+    (on a busy process, a few milliseconds), and counts held by a process
+    that is killed are lost. Both only make a range look slightly less
+    verified than it is, for seconds, next to windows of an hour.
+    """
+
+    #: Counters held at most; a longer Redis outage drops the rest (logged).
+    MAX_KEYS = 10_000
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Held = {}
+        self._due = threading.Event()
+        self._sooner = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, keys: list[str], timeout: int) -> None:
+        with self._lock:
+            for key in keys:
+                amount, _ = self._counts.get(key, (0, timeout))
+                if amount == 0 and len(self._counts) >= self.MAX_KEYS:
+                    logger.warning("pumping: verified counts dropped, %d counters held",
+                                   len(self._counts))
+                    continue
+                self._counts[key] = (amount + 1, timeout)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._write_when_due, daemon=True,
+                                                name="sms-service-verified-counts")
+                self._thread.start()
+        self._due.set()
+
+    def take(self) -> Held:
+        """Everything held (now the caller's to write or give back)."""
+        with self._lock:
+            taken, self._counts = self._counts, {}
+        return taken
+
+    def give_back(self, held: Held) -> None:
+        if not held:
+            return
+        with self._lock:
+            for key, (amount, timeout) in held.items():
+                self._counts[key] = (self._counts.get(key, (0, timeout))[0] + amount, timeout)
+        self._due.set()
+
+    def discard(self) -> None:
+        """Forget what is held, and end the thread's current wait (tests,
+        around clearing the counters' cache)."""
+        self.take()
+        self._sooner.set()
+
+    def write(self) -> None:
+        """Write what is held now, in one round trip; kept for the next try if
+        the cache cannot be reached."""
+        held = self.take()
+        if not held:
+            return
+        try:
+            _bump(held)
+        except Exception:  # noqa: BLE001 - counting must never fail a request
+            logger.warning("pumping: cache unreachable, %d verified counters held",
+                           len(held), exc_info=True)
+            self.give_back(held)
+
+    def _write_when_due(self) -> None:
+        atexit.register(self.write)
+        while True:
+            self._due.wait()
+            self._sooner.clear()
+            self._sooner.wait(app_settings.VERIFIED_COUNT_DELAY_SECONDS)
+            self._due.clear()  # before the write: a count added during it sets it again
+            self.write()
+
+
+#: This process's held verified counts.
+pending = PendingCounts()
+# A forked child (a web or Celery worker) starts with nothing held and no
+# thread: the parent writes what it holds.
+os.register_at_fork(after_in_child=pending._reset)
 
 
 def share(*, app: App, scope: str, value: str, seconds: int, slice_seconds: int,

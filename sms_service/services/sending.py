@@ -134,11 +134,17 @@ def request_sms(*, app: App, request: SmsRequest, is_master: bool = False) -> Me
     if with_code and fixed is None:
         counting = pumping.sent_counting(app=app, phone=phone.e164, region=phone.region,
                                          cache_alias=app_settings.RATE_LIMIT_CACHE)
-    counted = ratelimit.check_send(app=app, phone=phone, channel=channel, kind=resolved.kind,
-                                   signature_id=budget_signature, client_ip=request.client_ip,
-                                   then=counting)
-    if counted is None:
-        counting = None  # not run there (another engine) or failed: counted after the send
+    try:
+        counted = ratelimit.check_send(app=app, phone=phone, channel=channel,
+                                       kind=resolved.kind, signature_id=budget_signature,
+                                       client_ip=request.client_ip, then=counting)
+    except BaseException:
+        if counting is not None:
+            counting.not_counted(failed=False)
+        raise
+    if counted is None and counting is not None:
+        counting.not_counted(failed=True)
+        counting = None  # failed there: counted after the send
     try:
         message = _commit_drawing(app=app, request=request, phone=phone, channel=channel,
                                   resolved=resolved, text=text, placeholder=placeholder,
