@@ -506,8 +506,8 @@ def main() -> int:
             sql = [t[4:] for t in trips if t.startswith("sql ")]
             cache = [t[6:] for t in trips if t.startswith("redis ")]
             log(f"  {view}: {len(sql)} database + {len(cache)} Redis")
-            log(f"    database: {'; '.join(sql)}")
-            log(f"    Redis:    {'; '.join(cache)}")
+            log(f"    database: {'; '.join(sql) or 'none'}")
+            log(f"    Redis:    {'; '.join(cache) or 'none'}")
         clear_queue(broker_url, queue)
 
     load = Load(wrk)

@@ -126,14 +126,19 @@ def redis_client(shared: Any) -> Any | None:
     """The raw redis-py client behind a django-redis cache, for a Lua script
     over its keys; ``None`` for any other cache (callers then use the cache's
     generic calls) and for a sharded one (one script cannot see every server)."""
-    try:
-        from django_redis.cache import RedisCache
-        from django_redis.client import ShardClient
-    except ImportError:  # django-redis is an optional dependency
+    if _RedisCache is None or not isinstance(shared, _RedisCache):
         return None
-    if not isinstance(shared, RedisCache) or isinstance(shared.client, ShardClient):
+    client = shared.client
+    if isinstance(client, _ShardClient):
         return None
-    return shared.client.get_client(write=True)
+    return client.get_client(write=True)
+
+
+try:  # django-redis is an optional dependency
+    from django_redis.cache import RedisCache as _RedisCache
+    from django_redis.client import ShardClient as _ShardClient
+except ImportError:
+    _RedisCache = _ShardClient = None
 
 
 def clear_process() -> None:

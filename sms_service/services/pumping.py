@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import caches
+from django.core.cache.backends.base import default_key_func
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -300,8 +301,6 @@ def _shares(groups: Sequence[tuple[str, str, int, int]], sums: list[Any]
 def _script_client(cache) -> Any:
     """The redis-py client of a django-redis cache whose keys end with the key
     given (so the script can add the bucket), or None."""
-    from django.core.cache.backends.base import default_key_func
-
     if getattr(cache, "key_func", None) is not default_key_func:
         return None
     return caching.redis_client(cache)
