@@ -313,15 +313,20 @@ def test_a_verify_is_counted_by_the_next_send_of_its_process(
     assert range_share(defended, phone) == pumping.Share(sent=2, verified=1)
 
 
-def test_a_verify_makes_no_redis_round_trip(
+@pytest.mark.parametrize(("delay", "commands", "verified"), [
+    (30, [], 0),  # held for the next send: no round trip
+    (0, ["EVALSHA"], 1),  # no delay: counted at once, in a round trip of its own
+])
+def test_a_verify_s_own_redis_round_trips(
         defended, on_redis, held_for, outbox, redis_commands,
-        django_capture_on_commit_callbacks) -> None:
-    held_for(30)
-    phone = "+8613900006666"
+        django_capture_on_commit_callbacks, delay, commands, verified) -> None:
+    held_for(delay)
+    phone = f"+86139000{delay:02d}666"
     request(defended, phone, "172.16.1.3", django_capture_on_commit_callbacks)
     redis_commands.clear()
     codes.verify_code(app=defended, phone=phone, purpose="generic", code=sent_code(outbox, phone))
-    assert redis_commands == []
+    assert redis_commands == commands
+    assert range_share(defended, phone) == pumping.Share(sent=1, verified=verified)
 
 
 def test_held_counts_are_written_after_the_delay_without_a_send(
@@ -349,18 +354,6 @@ def test_a_send_refused_by_a_limit_keeps_the_counts_it_carried(
     assert range_share(defended, phone).verified == 0
     pumping.pending.write()
     # Neither lost with the refused send nor counted twice.
-    assert range_share(defended, phone) == pumping.Share(sent=1, verified=1)
-
-
-def test_without_a_delay_a_verify_counts_at_once(
-        defended, on_redis, held_for, outbox, redis_commands,
-        django_capture_on_commit_callbacks) -> None:
-    held_for(0)
-    phone = "+8613900009999"
-    request(defended, phone, "172.16.1.6", django_capture_on_commit_callbacks)
-    redis_commands.clear()
-    codes.verify_code(app=defended, phone=phone, purpose="generic", code=sent_code(outbox, phone))
-    assert redis_commands == ["EVALSHA"]
     assert range_share(defended, phone) == pumping.Share(sent=1, verified=1)
 
 
