@@ -494,7 +494,7 @@ class PendingCounts:
                                    len(self._counts))
                     continue
                 self._counts[key] = (amount + 1, timeout)
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._write_when_due, daemon=True,
                                                 name="sms-service-verified-counts")
                 self._thread.start()
