@@ -394,11 +394,9 @@ def sent_counting(*, app: App, phone: str, region: str, cache_alias: str
     the cache ``cache_alias`` to run, or None: the defence is off for the app,
     or its counters are not on that cache's Redis (then :func:`record_sent`
     counts after the send)."""
-    if not enabled(app) or app_settings.PUMPING_CACHE != cache_alias:
+    if not enabled(app) or not _scripts_reach_counters(cache_alias):
         return None
     cache = _cache()
-    if _script_client(cache) is None:
-        return None
     config, now, keys, groups = _sent_plan(app, phone, region)
     held = pending.take()
     counts = {**held, **_ones(keys, _counter_timeout(config))}
@@ -451,8 +449,13 @@ def _holds_counts() -> bool:
     """Whether verified counts wait for a send's script: they may be held a
     while, and the counters are on the Redis of the sending limits."""
     return (app_settings.VERIFIED_COUNT_DELAY_SECONDS > 0
-            and app_settings.PUMPING_CACHE == app_settings.RATE_LIMIT_CACHE
-            and _script_client(_cache()) is not None)
+            and _scripts_reach_counters(app_settings.RATE_LIMIT_CACHE))
+
+
+def _scripts_reach_counters(cache_alias: str) -> bool:
+    """Whether a script on the cache ``cache_alias`` can count: the counters
+    live on that cache, and it is a Redis a script can run on."""
+    return app_settings.PUMPING_CACHE == cache_alias and _script_client(_cache()) is not None
 
 
 class PendingCounts:
